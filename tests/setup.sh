@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs the peers the integration tests run against (idempotent):
+#   .venv        Python MCP SDK 1.x (FastMCP upstream + 1.x client), pytest, httpx
+#   .venv-mcp2   Python MCP SDK 2.x (client that opens with 2026-07-28 server/discover)
+#   tests/peers/node/node_modules   server-everything + TypeScript SDK (pinned by package-lock.json)
+# Needs only python3 (3.10+, with venv/pip) and Node 20+ with npm.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PY="${PYTHON:-python3}"
+PIP_FLAGS=(--disable-pip-version-check --quiet --no-input)
+
+# Requirements are spelled here (not in a file) so the stamp below changes with them.
+REQ_V1=("mcp>=1.27,<2" "pytest>=8,<10" "pytest-timeout>=2.3,<3" "httpx>=0.27,<1")
+REQ_V2=("mcp>=2,<3")
+
+make_venv() { # dir, requirements...
+  local dir="$1"; shift
+  local stamp="$dir/.sidecar-tests-stamp"
+  local want; want="$(printf '%s\n' "$@")"
+  if [[ -x "$dir/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    echo "setup: $dir up to date"
+    return
+  fi
+  if [[ ! -x "$dir/bin/python" ]]; then
+    echo "setup: creating $dir"
+    # python3 -m venv needs Debian's python3-venv; fall back to installing it when allowed.
+    if ! "$PY" -m venv "$dir" 2>/dev/null; then
+      rm -rf "$dir"
+      if command -v apt-get >/dev/null && [[ "$(id -u)" == 0 ]]; then
+        apt-get install -y -qq python3-venv >/dev/null
+      fi
+      "$PY" -m venv "$dir"
+    fi
+  fi
+  echo "setup: installing into $dir: $*"
+  "$dir/bin/python" -m pip install "${PIP_FLAGS[@]}" --upgrade pip
+  "$dir/bin/python" -m pip install "${PIP_FLAGS[@]}" "$@"
+  printf '%s\n' "$want" >"$stamp"
+}
+
+make_venv .venv "${REQ_V1[@]}"
+make_venv .venv-mcp2 "${REQ_V2[@]}"
+
+NODE_DIR=tests/peers/node
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if (( node_major < 20 )); then
+  echo "setup: Node >= 20 required, found $(node --version)" >&2
+  exit 1
+fi
+stamp="$NODE_DIR/node_modules/.sidecar-tests-stamp"
+lock_sum="$(sha256sum "$NODE_DIR/package-lock.json" | cut -d' ' -f1)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_sum" ]]; then
+  echo "setup: $NODE_DIR/node_modules up to date"
+else
+  echo "setup: npm ci in $NODE_DIR"
+  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock_sum" >"$stamp"
+fi
+
+# Sanity: the peers actually import / resolve.
+.venv/bin/python -c 'import mcp.server.fastmcp, mcp.client.streamable_http, pytest, httpx'
+.venv-mcp2/bin/python -c 'import mcp.client.streamable_http'
+(cd "$NODE_DIR" && node -e 'import("@modelcontextprotocol/sdk/client/streamableHttp.js").then(()=>0)' \
+  && test -f node_modules/@modelcontextprotocol/server-everything/dist/index.js)
+echo "setup: ok ($(.venv/bin/python -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'), .venv-mcp2 $(.venv-mcp2/bin/python -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'), node $(node --version))"
