@@ -1,0 +1,468 @@
+//! Typed configuration: the TOML file, the zero-file mode (flags/env), and validation.
+//!
+//! Vocabulary follows AgentCore Gateway: the sidecar has `targets`, each with a `kind` and a
+//! `credential_provider`. Every validation error names the field it is about.
+
+mod interpolate;
+mod secret;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use interpolate::interpolate_env;
+pub use secret::Secret;
+
+/// A configuration problem, always tied to the field that caused it.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ConfigError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub inbound: InboundConfig,
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+}
+
+/// The listener the Gateway (or any MCP client) calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    pub listen: String,
+    pub path: String,
+    pub max_body_bytes: usize,
+    /// Extra `Host` values accepted on `/mcp`; loopback names are always accepted; `"*"` = any.
+    pub allowed_hosts: Vec<String>,
+    /// Extra `Origin` values accepted on `/mcp`; loopback origins are always accepted; `"*"` = any.
+    pub allowed_origins: Vec<String>,
+    /// Inbound authentication. Unset means "loopback only"; `"none"` is the explicit opt-in
+    /// to an unauthenticated listener beyond loopback.
+    pub auth: Option<InboundAuth>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundAuth {
+    None,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            path: "/mcp".into(),
+            max_body_bytes: 4 * 1024 * 1024,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            auth: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Tools per `tools/list` page.
+    pub page_size: usize,
+    /// Seconds between successful syncs of a target (targets may override).
+    pub sync_interval_secs: u64,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            page_size: 100,
+            sync_interval_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// A streamable-HTTP MCP server.
+    McpServer,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub name: String,
+    pub kind: TargetKind,
+    pub url: String,
+    #[serde(default = "default_true")]
+    pub prefix_tools: bool,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default = "default_sync_timeout_ms")]
+    pub sync_timeout_ms: u64,
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    /// Largest single upstream message (JSON body or SSE event) accepted.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    pub sync_interval_secs: Option<u64>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    #[serde(default)]
+    pub credential_provider: CredentialProviderConfig,
+}
+
+/// How outbound requests to a target are authenticated.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CredentialProviderConfig {
+    #[default]
+    None,
+    /// A static secret in one header, e.g. `x-api-key: …` or `Authorization: Bearer …`.
+    ApiKey {
+        #[serde(default = "default_api_key_header")]
+        header: String,
+        #[serde(default)]
+        prefix: String,
+        value: Secret,
+    },
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+fn default_request_timeout_ms() -> u64 {
+    60_000
+}
+fn default_sync_timeout_ms() -> u64 {
+    20_000
+}
+fn default_max_concurrency() -> usize {
+    64
+}
+fn default_max_message_bytes() -> usize {
+    32 * 1024 * 1024
+}
+fn default_api_key_header() -> String {
+    "x-api-key".into()
+}
+
+impl TargetConfig {
+    /// A target with defaults for everything but its name and URL (zero-file mode).
+    pub fn mcp_server(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind: TargetKind::McpServer,
+            url: url.into(),
+            prefix_tools: true,
+            connect_timeout_ms: default_connect_timeout_ms(),
+            request_timeout_ms: default_request_timeout_ms(),
+            sync_timeout_ms: default_sync_timeout_ms(),
+            max_concurrency: default_max_concurrency(),
+            max_message_bytes: default_max_message_bytes(),
+            sync_interval_secs: None,
+            headers: BTreeMap::new(),
+            credential_provider: CredentialProviderConfig::None,
+        }
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    pub fn sync_timeout(&self) -> Duration {
+        Duration::from_millis(self.sync_timeout_ms)
+    }
+}
+
+impl Config {
+    /// Reads, interpolates `${VAR}`s and validates a TOML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
+        })?;
+        Self::parse(&text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses config text; `env` resolves `${VAR}` references (injectable for tests).
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut raw: toml::Value = toml::from_str(text).map_err(|e| {
+            let span = e
+                .span()
+                .map(|s| format!(" (at byte {})", s.start))
+                .unwrap_or_default();
+            ConfigError::new("config", format!("{}{span}", e.message()))
+        })?;
+        interpolate_env(&mut raw, "", env)?;
+        let config = deserialize_with_path(raw)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.inbound.listen.parse().map_err(|_| {
+            ConfigError::new(
+                "inbound.listen",
+                format!("`{}` is not an IP:port address", self.inbound.listen),
+            )
+        })
+    }
+
+    /// Checks everything that types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let listen = self.listen_addr()?;
+        if !listen.ip().is_loopback() && self.inbound.auth.is_none() {
+            return Err(ConfigError::new(
+                "inbound.auth",
+                format!(
+                    "listening on {listen} (beyond loopback) needs inbound authentication; \
+                     set inbound.auth = \"none\" (or MCP_SIDECAR_INBOUND_AUTH=none) to accept \
+                     unauthenticated callers explicitly, e.g. behind AgentCore Runtime's own JWT authorizer"
+                ),
+            ));
+        }
+        if !self.inbound.path.starts_with('/') || self.inbound.path.len() < 2 {
+            return Err(ConfigError::new(
+                "inbound.path",
+                "must start with '/' and name a path, e.g. \"/mcp\"",
+            ));
+        }
+        if self.inbound.max_body_bytes < 1024 {
+            return Err(ConfigError::new(
+                "inbound.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.catalog.page_size == 0 {
+            return Err(ConfigError::new("catalog.page_size", "must be at least 1"));
+        }
+        if self.catalog.sync_interval_secs == 0 {
+            return Err(ConfigError::new(
+                "catalog.sync_interval_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.targets.is_empty() {
+            return Err(ConfigError::new(
+                "targets",
+                "at least one target is needed (a [[targets]] table, or --upstream-url)",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let at = |f: &str| format!("targets[{i}].{f}");
+            validate_target_name(&t.name).map_err(|p| ConfigError::new(at("name"), p))?;
+            if !seen.insert(t.name.as_str()) {
+                return Err(ConfigError::new(
+                    at("name"),
+                    format!("`{}` is used by two targets", t.name),
+                ));
+            }
+            let url = url::Url::parse(&t.url).map_err(|e| {
+                ConfigError::new(at("url"), format!("`{}` is not a URL: {e}", t.url))
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::new(
+                    at("url"),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            for (field, v) in [
+                ("connect_timeout_ms", t.connect_timeout_ms),
+                ("request_timeout_ms", t.request_timeout_ms),
+                ("sync_timeout_ms", t.sync_timeout_ms),
+            ] {
+                if v == 0 {
+                    return Err(ConfigError::new(at(field), "must be greater than 0"));
+                }
+            }
+            if t.max_concurrency == 0 {
+                return Err(ConfigError::new(
+                    at("max_concurrency"),
+                    "must be at least 1",
+                ));
+            }
+            if t.max_message_bytes < 1024 {
+                return Err(ConfigError::new(
+                    at("max_message_bytes"),
+                    "must be at least 1024",
+                ));
+            }
+            if t.sync_interval_secs == Some(0) {
+                return Err(ConfigError::new(
+                    at("sync_interval_secs"),
+                    "must be at least 1",
+                ));
+            }
+            for (name, value) in &t.headers {
+                validate_header(name, value.expose())
+                    .map_err(|p| ConfigError::new(at(&format!("headers.{name}")), p))?;
+            }
+            if let CredentialProviderConfig::ApiKey {
+                header,
+                prefix,
+                value,
+            } = &t.credential_provider
+            {
+                validate_header(header, &format!("{prefix}{}", value.expose()))
+                    .map_err(|p| ConfigError::new(at("credential_provider"), p))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Target names become tool-name prefixes (`{target}___{tool}`), so they use the same
+/// alphabet as tool names and must not contain the separator itself.
+fn validate_target_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 48 {
+        return Err("must be 1 to 48 characters".into());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "`{name}` may only contain A-Z, a-z, 0-9, '_' and '-'"
+        ));
+    }
+    if name.contains("___") {
+        return Err(format!(
+            "`{name}` must not contain \"___\" (the tool-name separator)"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_header(name: &str, value: &str) -> Result<(), String> {
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("`{name}` is not a valid header name"))?;
+    http::HeaderValue::from_str(value)
+        .map_err(|_| "header value has characters not allowed in HTTP headers".to_string())?;
+    Ok(())
+}
+
+/// Deserializes the interpolated TOML tree; serde_path_to_error supplies the field path.
+fn deserialize_with_path(raw: toml::Value) -> Result<Config, ConfigError> {
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "config".to_string()
+        } else {
+            path
+        };
+        ConfigError::new(field, e.into_inner().message().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const MINIMAL: &str = r#"
+        [[targets]]
+        name = "weather"
+        kind = "mcp_server"
+        url = "http://127.0.0.1:9000/mcp"
+    "#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse(MINIMAL, &no_env).unwrap();
+        assert_eq!(c.inbound.listen, "127.0.0.1:8080");
+        assert_eq!(c.inbound.path, "/mcp");
+        assert_eq!(c.targets[0].request_timeout_ms, 60_000);
+        assert!(c.targets[0].prefix_tools);
+    }
+
+    #[test]
+    fn non_loopback_listener_requires_explicit_auth_choice() {
+        let text = format!("[inbound]\nlisten = \"0.0.0.0:8000\"\n{MINIMAL}");
+        let err = Config::parse(&text, &no_env).unwrap_err();
+        assert_eq!(err.field, "inbound.auth");
+        let text = format!("[inbound]\nlisten = \"0.0.0.0:8000\"\nauth = \"none\"\n{MINIMAL}");
+        assert!(Config::parse(&text, &no_env).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let text = format!(
+            "{MINIMAL}\n[[targets]]\nname = \"b\"\nkind = \"mcp_server\"\nurl = \"ftp://x\"\n"
+        );
+        let err = Config::parse(&text, &no_env).unwrap_err();
+        assert_eq!(err.field, "targets[1].url");
+
+        let text = format!("{MINIMAL}request_timeout_ms = \"soon\"\n");
+        let err = Config::parse(&text, &no_env).unwrap_err();
+        assert_eq!(err.field, "targets[0].request_timeout_ms", "{err}");
+
+        let text = format!("{MINIMAL}bogus = 1\n");
+        let err = Config::parse(&text, &no_env).unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+
+        let text = MINIMAL.replace("weather", "a___b");
+        assert_eq!(
+            Config::parse(&text, &no_env).unwrap_err().field,
+            "targets[0].name"
+        );
+    }
+
+    #[test]
+    fn duplicate_target_names_are_rejected() {
+        let text = format!("{MINIMAL}{MINIMAL}");
+        let err = Config::parse(&text, &no_env).unwrap_err();
+        assert_eq!(err.field, "targets[1].name");
+    }
+
+    #[test]
+    fn secrets_come_from_env_and_are_redacted_in_debug() {
+        let text = format!(
+            "{MINIMAL}[targets.credential_provider]\ntype = \"api_key\"\nvalue = \"${{KEY}}\"\n"
+        );
+        let env = |n: &str| (n == "KEY").then(|| "s3cr3t".to_string());
+        let c = Config::parse(&text, &env).unwrap();
+        match &c.targets[0].credential_provider {
+            CredentialProviderConfig::ApiKey { header, value, .. } => {
+                assert_eq!(header, "x-api-key");
+                assert_eq!(value.expose(), "s3cr3t");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn missing_env_var_names_field_and_variable() {
+        let text = format!("{MINIMAL}headers = {{ X-Key = \"${{NOPE}}\" }}\n");
+        let err = Config::parse(&text, &no_env).unwrap_err();
+        assert_eq!(err.field, "targets[0].headers.X-Key");
+        assert!(err.problem.contains("NOPE"));
+    }
+}

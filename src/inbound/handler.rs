@@ -1,0 +1,408 @@
+//! The MCP methods the sidecar answers: lifecycle and listing from its own catalog, with no
+//! upstream round trip; `tools/call` relayed live to the owning target.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, StatusCode};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use super::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Request, RpcError};
+use super::protocol::{self, STATELESS_SINCE};
+use crate::Relay;
+use crate::targets::{Reply, TargetError};
+
+/// What the client accepts, from its `Accept` header.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepts {
+    pub sse: bool,
+    pub json: bool,
+}
+
+impl Accepts {
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let accept = headers
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",")
+            .to_ascii_lowercase();
+        if accept.is_empty() {
+            return Self {
+                sse: false,
+                json: true,
+            };
+        }
+        let any = accept.contains("*/*");
+        Self {
+            sse: any || accept.contains("text/event-stream"),
+            json: any || accept.contains("application/json"),
+        }
+    }
+
+    /// A client that accepts only an event stream gets every answer as one.
+    pub fn sse_only(self) -> bool {
+        self.sse && !self.json
+    }
+}
+
+/// One JSON-RPC answer as an HTTP response, in the framing the client asked for.
+pub fn respond(status: StatusCode, body: Vec<u8>, accepts: Accepts) -> Response {
+    if accepts.sse_only() && status == StatusCode::OK {
+        return sse_response(Body::from(sse_frame(&body)));
+    }
+    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn sse_response(body: Body) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, "text/event-stream"),
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn sse_frame(message: &[u8]) -> Bytes {
+    let mut frame = Vec::with_capacity(message.len() + 24);
+    frame.extend_from_slice(b"event: message\ndata: ");
+    frame.extend_from_slice(message);
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
+}
+
+/// Params of the request, split into raw members (nothing is decoded that is relayed).
+struct Params {
+    members: HashMap<String, Box<RawValue>>,
+    meta: Option<Map<String, Value>>,
+}
+
+impl Params {
+    fn parse(raw: Option<&RawValue>) -> Result<Self, RpcError> {
+        let members: HashMap<String, Box<RawValue>> = match raw {
+            None => HashMap::new(),
+            Some(raw) => serde_json::from_str(raw.get())
+                .map_err(|_| RpcError::new(INVALID_PARAMS, "`params` must be an object"))?,
+        };
+        let meta =
+            match members.get("_meta") {
+                None => None,
+                Some(m) => Some(serde_json::from_str(m.get()).map_err(|_| {
+                    RpcError::new(INVALID_PARAMS, "`params._meta` must be an object")
+                })?),
+            };
+        Ok(Self { members, meta })
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, RpcError> {
+        match self.members.get(key) {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str::<String>(raw.get())
+                .map(Some)
+                .map_err(|_| {
+                    RpcError::new(INVALID_PARAMS, format!("`params.{key}` must be a string"))
+                }),
+        }
+    }
+}
+
+pub async fn handle(
+    relay: &Relay,
+    headers: &HeaderMap,
+    request: Request,
+    accepts: Accepts,
+) -> Response {
+    let id = request.id;
+    match dispatch(
+        relay,
+        headers,
+        &id,
+        &request.method,
+        request.params.as_deref(),
+        accepts,
+    )
+    .await
+    {
+        Ok(Answer::Body(body)) => respond(StatusCode::OK, body, accepts),
+        Ok(Answer::Stream(response)) => response,
+        Err(e) => respond(e.status, e.body(Some(&id)), accepts),
+    }
+}
+
+enum Answer {
+    Body(Vec<u8>),
+    Stream(Response),
+}
+
+async fn dispatch(
+    relay: &Relay,
+    headers: &HeaderMap,
+    id: &RawValue,
+    method: &str,
+    raw_params: Option<&RawValue>,
+    accepts: Accepts,
+) -> Result<Answer, RpcError> {
+    let params = Params::parse(raw_params)?;
+    let name = match method {
+        "tools/call" | "prompts/get" => params.string("name")?,
+        "resources/read" => params.string("uri")?,
+        _ => None,
+    };
+    let version =
+        protocol::request_version(headers, method, params.meta.as_ref(), name.as_deref())?;
+    let modern = version.as_str() >= STATELESS_SINCE;
+    let result = match method {
+        "initialize" => initialize(relay, &params)?,
+        "server/discover" => discover(relay),
+        "ping" => with_result_type("{}".into(), modern),
+        "tools/list" => list_tools(relay, &params, modern)?,
+        "tools/call" => return call_tool(relay, id, params, name, accepts).await,
+        // Prompts and resources are not relayed yet; syncing clients (the Gateway lists all
+        // four) get an empty list rather than an error.
+        "prompts/list" => empty_list("prompts", modern),
+        "resources/list" => empty_list("resources", modern),
+        "resources/templates/list" => empty_list("resourceTemplates", modern),
+        other => {
+            return Err(RpcError::new(
+                METHOD_NOT_FOUND,
+                format!("method `{other}` is not supported by mcp-sidecar"),
+            ));
+        }
+    };
+    Ok(Answer::Body(jsonrpc::result_body(id, &result)))
+}
+
+fn capabilities() -> Value {
+    json!({ "tools": { "listChanged": false } })
+}
+
+fn server_info() -> Value {
+    json!({ "name": "mcp-sidecar", "title": "mcp-sidecar", "version": env!("CARGO_PKG_VERSION") })
+}
+
+fn initialize(relay: &Relay, params: &Params) -> Result<String, RpcError> {
+    let requested = params.string("protocolVersion")?.ok_or_else(|| {
+        RpcError::new(INVALID_PARAMS, "initialize needs `params.protocolVersion`")
+    })?;
+    let mut result = json!({
+        "protocolVersion": protocol::negotiate_initialize(&requested),
+        "capabilities": capabilities(),
+        "serverInfo": server_info(),
+    });
+    if let Some(instructions) = &relay.store.snapshot().instructions {
+        result["instructions"] = json!(instructions);
+    }
+    Ok(result.to_string())
+}
+
+fn discover(relay: &Relay) -> String {
+    let mut result = json!({
+        "resultType": "complete",
+        "supportedVersions": protocol::SUPPORTED_VERSIONS,
+        "capabilities": capabilities(),
+        "ttlMs": 0,
+        "cacheScope": "private",
+        "_meta": { "io.modelcontextprotocol/serverInfo": server_info() },
+    });
+    if let Some(instructions) = &relay.store.snapshot().instructions {
+        result["instructions"] = json!(instructions);
+    }
+    result.to_string()
+}
+
+/// From 2026-07-28 every result names its type; listings also carry caching hints.
+fn with_result_type(mut object: String, modern: bool) -> String {
+    if modern {
+        object.pop();
+        if object.len() > 1 {
+            object.push(',');
+        }
+        object.push_str(r#""resultType":"complete"}"#);
+    }
+    object
+}
+
+fn listing_hints(modern: bool) -> &'static str {
+    if modern {
+        r#","resultType":"complete","ttlMs":0,"cacheScope":"private""#
+    } else {
+        ""
+    }
+}
+
+fn empty_list(key: &str, modern: bool) -> String {
+    format!(r#"{{"{key}":[]{}}}"#, listing_hints(modern))
+}
+
+fn list_tools(relay: &Relay, params: &Params, modern: bool) -> Result<String, RpcError> {
+    let cursor = params.string("cursor")?;
+    let catalog = relay.store.snapshot();
+    let (page, next) = catalog
+        .page(cursor.as_deref(), relay.page_size)
+        .map_err(|_| RpcError::new(INVALID_PARAMS, "invalid cursor"))?;
+    let size: usize = page.iter().map(|e| e.json.get().len() + 1).sum();
+    let mut out = String::with_capacity(size + 96);
+    out.push_str(r#"{"tools":["#);
+    for (i, entry) in page.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(entry.json.get());
+    }
+    out.push(']');
+    if let Some(next) = next {
+        out.push_str(r#","nextCursor":"#);
+        out.push_str(&Value::String(next).to_string());
+    }
+    out.push_str(listing_hints(modern));
+    out.push('}');
+    Ok(out)
+}
+
+async fn call_tool(
+    relay: &Relay,
+    id: &RawValue,
+    params: Params,
+    name: Option<String>,
+    accepts: Accepts,
+) -> Result<Answer, RpcError> {
+    let name =
+        name.ok_or_else(|| RpcError::new(INVALID_PARAMS, "tools/call needs `params.name`"))?;
+    let (target_index, original) = {
+        let catalog = relay.store.snapshot();
+        let entry = catalog.lookup(&name).ok_or_else(|| {
+            RpcError::new(INVALID_PARAMS, format!("unknown tool `{name}`"))
+                .with_data(json!({ "tool": name }))
+        })?;
+        (entry.target, entry.original.clone())
+    };
+    if let Some(arguments) = params.members.get("arguments")
+        && !arguments.get().starts_with('{')
+    {
+        return Err(RpcError::new(
+            INVALID_PARAMS,
+            format!("`arguments` of `{name}` must be an object"),
+        ));
+    }
+    let streams_progress = accepts.sse
+        && params
+            .meta
+            .as_ref()
+            .is_some_and(|m| m.contains_key("progressToken"));
+    let upstream_params = upstream_call_params(&original, params);
+    let target = relay.targets[target_index].clone();
+
+    if !streams_progress {
+        let outcome = target.call("tools/call", upstream_params, None).await;
+        return Ok(Answer::Body(render_outcome(id, &name, outcome)));
+    }
+    // Progress notifications flow to the client as they arrive, then the result.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let id = id.to_owned();
+    tokio::spawn(async move {
+        let outcome = target
+            .call("tools/call", upstream_params, Some(tx.clone()))
+            .await;
+        let _ = tx
+            .send(Bytes::from(render_outcome(&id, &name, outcome)))
+            .await;
+    });
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|message| (Ok::<_, Infallible>(sse_frame(&message)), rx))
+    });
+    Ok(Answer::Stream(sse_response(Body::from_stream(events))))
+}
+
+/// The params sent upstream: the client's, with the upstream's own tool name, and without
+/// the per-request protocol keys of the client's version (the upstream session has its own).
+fn upstream_call_params(original: &str, params: Params) -> String {
+    let mut out = String::with_capacity(256);
+    out.push_str(r#"{"name":"#);
+    out.push_str(&Value::String(original.to_string()).to_string());
+    for (key, value) in &params.members {
+        if key == "name" || key == "_meta" {
+            continue;
+        }
+        out.push(',');
+        out.push_str(&Value::String(key.clone()).to_string());
+        out.push(':');
+        out.push_str(value.get());
+    }
+    if let Some(mut meta) = params.meta {
+        meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+        if !meta.is_empty() {
+            out.push_str(r#","_meta":"#);
+            out.push_str(&Value::Object(meta).to_string());
+        }
+    }
+    out.push('}');
+    out
+}
+
+fn render_outcome(id: &RawValue, tool: &str, outcome: Result<Reply, TargetError>) -> Vec<u8> {
+    match outcome {
+        Ok(Reply::Result(result)) => jsonrpc::result_body(id, result.get()),
+        Ok(Reply::Error(error)) => jsonrpc::raw_error_body(id, error.get()),
+        Err(e) => {
+            tracing::warn!(tool, "tools/call failed: {e}");
+            RpcError::new(INTERNAL_ERROR, format!("{tool}: {e}"))
+                .with_data(json!({ "target": e.target, "kind": e.kind.label(), "tool": tool }))
+                .body(Some(id))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_params_swap_the_name_and_drop_protocol_meta() {
+        let raw = RawValue::from_string(
+            r#"{"name":"t___echo","arguments":{"text":"hi"},"_meta":{"progressToken":7,"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#.into(),
+        )
+        .unwrap();
+        let params = Params::parse(Some(&raw)).unwrap();
+        let out: Value = serde_json::from_str(&upstream_call_params("echo", params)).unwrap();
+        assert_eq!(
+            out,
+            json!({"name":"echo","arguments":{"text":"hi"},"_meta":{"progressToken":7}})
+        );
+    }
+
+    #[test]
+    fn result_type_is_added_only_for_modern_clients() {
+        assert_eq!(with_result_type("{}".into(), false), "{}");
+        assert_eq!(
+            with_result_type("{}".into(), true),
+            r#"{"resultType":"complete"}"#
+        );
+        let v: Value = serde_json::from_str(&empty_list("prompts", true)).unwrap();
+        assert_eq!(v["prompts"], json!([]));
+        assert_eq!(v["ttlMs"], 0);
+    }
+
+    #[test]
+    fn accept_header_decides_framing() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::ACCEPT,
+            "application/json, text/event-stream".parse().unwrap(),
+        );
+        assert!(!Accepts::from_headers(&h).sse_only());
+        h.insert(http::header::ACCEPT, "text/event-stream".parse().unwrap());
+        assert!(Accepts::from_headers(&h).sse_only());
+        assert!(!Accepts::from_headers(&HeaderMap::new()).sse_only());
+    }
+}

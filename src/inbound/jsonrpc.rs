@@ -1,0 +1,243 @@
+//! JSON-RPC 2.0 framing for the inbound endpoint: parsing with the right error codes, and
+//! writing responses around raw (already serialized) results.
+
+use http::StatusCode;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+/// MCP 2026-07-28: a header contradicts the body.
+pub const HEADER_MISMATCH: i64 = -32020;
+/// MCP 2026-07-28: the requested protocol version is not supported.
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+
+/// A JSON-RPC error answer, with the HTTP status it travels with.
+#[derive(Debug)]
+pub struct RpcError {
+    pub status: StatusCode,
+    pub code: i64,
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        // Errors that mean "this is not a valid request at all" are HTTP 400; errors about a
+        // valid request (unknown method or tool, bad params, upstream failure) are JSON-RPC
+        // errors in a 200, as MCP clients expect.
+        let status = match code {
+            PARSE_ERROR | INVALID_REQUEST | HEADER_MISMATCH | UNSUPPORTED_PROTOCOL_VERSION => {
+                StatusCode::BAD_REQUEST
+            }
+            _ => StatusCode::OK,
+        };
+        Self {
+            status,
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn body(&self, id: Option<&RawValue>) -> Vec<u8> {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(data) = &self.data {
+            error["data"] = data.clone();
+        }
+        let id = id.map_or("null", RawValue::get);
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{error}}}"#).into_bytes()
+    }
+}
+
+/// A message from the client.
+pub enum Incoming {
+    Request(Request),
+    /// Notifications and client responses need no answer beyond 202.
+    NoReply,
+}
+
+pub struct Request {
+    pub id: Box<RawValue>,
+    pub method: String,
+    pub params: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    jsonrpc: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Box<RawValue>>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
+    #[serde(default)]
+    result: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+/// Keeps an explicit `"id": null` (invalid for a request) apart from a missing id.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
+/// Parses one JSON-RPC message; on failure returns the error and the id if one was readable.
+pub fn parse(body: &[u8]) -> Result<Incoming, (RpcError, Option<Box<RawValue>>)> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return Err((
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => RpcError::new(
+                    INVALID_REQUEST,
+                    "JSON-RPC batches are not supported; send one message per request",
+                ),
+                Err(e) => RpcError::new(PARSE_ERROR, format!("malformed JSON: {e}")),
+            },
+            None,
+        ));
+    }
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+        let error = match e.classify() {
+            serde_json::error::Category::Data => {
+                RpcError::new(INVALID_REQUEST, format!("not a JSON-RPC message: {e}"))
+            }
+            _ => RpcError::new(PARSE_ERROR, format!("malformed JSON: {e}")),
+        };
+        (error, None)
+    })?;
+    if envelope.jsonrpc.as_deref() != Some("2.0") {
+        return Err((
+            RpcError::new(INVALID_REQUEST, "`jsonrpc` must be \"2.0\""),
+            envelope.id,
+        ));
+    }
+    if let Some(id) = &envelope.id {
+        let valid = matches!(id.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9'));
+        if !valid {
+            return Err((
+                RpcError::new(INVALID_REQUEST, "`id` must be a string or a number"),
+                None,
+            ));
+        }
+    }
+    match (envelope.method, envelope.id) {
+        (Some(method), Some(id)) => Ok(Incoming::Request(Request {
+            id,
+            method,
+            params: envelope.params,
+        })),
+        (Some(_), None) => Ok(Incoming::NoReply),
+        (None, Some(_)) if envelope.result.is_some() || envelope.error.is_some() => {
+            Ok(Incoming::NoReply)
+        }
+        (None, id) => Err((
+            RpcError::new(INVALID_REQUEST, "a request needs a `method`"),
+            id,
+        )),
+    }
+}
+
+/// `{"jsonrpc":"2.0","id":…,"result":…}` around an already-serialized result.
+pub fn result_body(id: &RawValue, result: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(result.len() + id.get().len() + 36);
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.extend_from_slice(id.get().as_bytes());
+    out.extend_from_slice(br#","result":"#);
+    out.extend_from_slice(result.as_bytes());
+    out.push(b'}');
+    out
+}
+
+/// `{"jsonrpc":"2.0","id":…,"error":…}` around an upstream's raw error object.
+pub fn raw_error_body(id: &RawValue, error: &str) -> Vec<u8> {
+    format!(r#"{{"jsonrpc":"2.0","id":{},"error":{error}}}"#, id.get()).into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_code(body: &str) -> i64 {
+        match parse(body.as_bytes()) {
+            Err((e, _)) => e.code,
+            Ok(_) => 0,
+        }
+    }
+
+    #[test]
+    fn classifies_bad_messages() {
+        assert_eq!(err_code("{not json"), PARSE_ERROR);
+        assert_eq!(err_code(""), PARSE_ERROR);
+        assert_eq!(err_code(r#"{"jsonrpc":"2.0","id":1}"#), INVALID_REQUEST);
+        assert_eq!(err_code(r#"{"id":1,"method":"ping"}"#), INVALID_REQUEST);
+        assert_eq!(
+            err_code(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            err_code(r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            err_code(r#"{"jsonrpc":"2.0","id":1,"method":5}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            err_code(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(err_code("[1,"), PARSE_ERROR);
+    }
+
+    #[test]
+    fn accepts_requests_notifications_and_responses() {
+        match parse(br#"{"jsonrpc":"2.0","id":"a","method":"tools/list","params":{"cursor":"x"}}"#)
+        {
+            Ok(Incoming::Request(r)) => {
+                assert_eq!(r.id.get(), "\"a\"");
+                assert_eq!(r.method, "tools/list");
+                assert_eq!(r.params.unwrap().get(), r#"{"cursor":"x"}"#);
+            }
+            _ => panic!("expected a request"),
+        }
+        assert!(matches!(
+            parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            Ok(Incoming::NoReply)
+        ));
+        assert!(matches!(
+            parse(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#),
+            Ok(Incoming::NoReply)
+        ));
+    }
+
+    #[test]
+    fn bodies_are_valid_json() {
+        let id = RawValue::from_string("7".into()).unwrap();
+        let v: Value = serde_json::from_slice(&result_body(&id, r#"{"a":1}"#)).unwrap();
+        assert_eq!(v, json!({"jsonrpc":"2.0","id":7,"result":{"a":1}}));
+        let e = RpcError::new(INVALID_PARAMS, "bad \"tool\"").with_data(json!({"x":1}));
+        let v: Value = serde_json::from_slice(&e.body(Some(&id))).unwrap();
+        assert_eq!(v["error"]["message"], "bad \"tool\"");
+        assert_eq!(v["error"]["data"]["x"], 1);
+        assert_eq!(e.status, StatusCode::OK);
+        let v: Value = serde_json::from_slice(&RpcError::new(PARSE_ERROR, "x").body(None)).unwrap();
+        assert_eq!(v["id"], Value::Null);
+    }
+}

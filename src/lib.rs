@@ -1,0 +1,130 @@
+//! mcp-sidecar: a stateless MCP endpoint over synced upstream tools.
+//!
+//! The module tree follows the request path:
+//! `inbound` (HTTP, JSON-RPC, MCP methods) → `catalog` (names, cache, sync) →
+//! `targets` (one client per upstream kind, outbound credentials).
+
+pub mod catalog;
+pub mod config;
+pub mod demo;
+pub mod inbound;
+pub mod targets;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::catalog::CatalogStore;
+use crate::catalog::sync::{self, SyncPlan};
+use crate::config::Config;
+use crate::targets::Target;
+
+/// What the inbound side needs to answer: the catalog and the targets to relay to.
+pub struct Relay {
+    pub store: Arc<CatalogStore>,
+    /// Targets in config order (catalog entries refer to them by index).
+    pub targets: Vec<Arc<dyn Target>>,
+    pub page_size: usize,
+}
+
+/// A running sidecar: its address and the server task.
+pub struct Running {
+    pub local_addr: std::net::SocketAddr,
+    pub url: String,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Builds the targets, starts their sync loops in the background and the listener at once.
+pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> {
+    let targets = config
+        .targets
+        .iter()
+        .map(|t| targets::build(t).with_context(|| format!("target '{}'", t.name)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let store = Arc::new(CatalogStore::new(
+        config
+            .targets
+            .iter()
+            .map(|t| (t.name.clone(), t.prefix_tools)),
+    ));
+    let plans = config
+        .targets
+        .iter()
+        .zip(&targets)
+        .enumerate()
+        .map(|(index, (t, target))| SyncPlan {
+            index,
+            target: target.clone(),
+            interval: Duration::from_secs(
+                t.sync_interval_secs
+                    .unwrap_or(config.catalog.sync_interval_secs),
+            ),
+            deadline: t.sync_timeout(),
+        })
+        .collect();
+    sync::spawn(store.clone(), plans);
+
+    let relay = Arc::new(Relay {
+        store,
+        targets,
+        page_size: config.catalog.page_size,
+    });
+    let app = inbound::router(relay, &config.inbound);
+    let local_addr = listener.local_addr()?;
+    let url = format!("http://{local_addr}{}", config.inbound.path);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+    Ok(Running {
+        local_addr,
+        url,
+        server,
+    })
+}
+
+/// Binds the configured address, starts, prints the `listening` line, and runs until
+/// SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = config.listen_addr()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let running = start(&config, listener).await?;
+    announce(&running.url);
+    running.server.await??;
+    Ok(())
+}
+
+/// The one stdout line tests and scripts read to learn the real address.
+pub fn announce(url: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening {url}");
+    let _ = out.flush();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

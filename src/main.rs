@@ -1,0 +1,241 @@
+//! The `mcp-sidecar` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use mcp_sidecar::config::{Config, ConfigError, InboundAuth, TargetConfig};
+use mcp_sidecar::targets::auth::provider_for;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-sidecar",
+    version,
+    about = "A stateless MCP relay for AgentCore Gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the sidecar from a config file, or for one upstream from flags/env.
+    Serve(Source),
+    /// Validate the configuration and print what `serve` would run.
+    Check(Source),
+    /// Run the built-in demo upstream and a sidecar in front of it, on loopback.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Run only the built-in demo MCP server (for trials and benchmarks).
+    DemoUpstream {
+        #[arg(long, default_value = "127.0.0.1:3001")]
+        listen: String,
+        /// Stateless, JSON answers (default: stateful sessions, SSE answers).
+        #[arg(long)]
+        stateless: bool,
+        /// Add N synthetic tools (tool_00000 …).
+        #[arg(long, default_value_t = 0)]
+        extra_tools: usize,
+    },
+}
+
+#[derive(Args)]
+struct Source {
+    /// TOML config file.
+    #[arg(long, env = "MCP_SIDECAR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Zero-file mode: the one upstream MCP server's URL.
+    #[arg(long, env = "MCP_SIDECAR_UPSTREAM_URL", conflicts_with = "config")]
+    upstream_url: Option<String>,
+    /// Zero-file mode: the target name (tool prefix).
+    #[arg(long, env = "MCP_SIDECAR_TARGET_NAME", default_value = "upstream")]
+    target_name: String,
+    /// Listen address (overrides the config file).
+    #[arg(long, env = "MCP_SIDECAR_LISTEN")]
+    listen: Option<String>,
+    /// MCP endpoint path (overrides the config file).
+    #[arg(long, env = "MCP_SIDECAR_PATH")]
+    path: Option<String>,
+    /// "none": accept unauthenticated callers beyond loopback (explicit opt-in).
+    #[arg(long, env = "MCP_SIDECAR_INBOUND_AUTH")]
+    inbound_auth: Option<String>,
+    /// Extra allowed Host values, comma-separated ("*" = any).
+    #[arg(long, env = "MCP_SIDECAR_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+}
+
+impl Source {
+    fn resolve(&self) -> Result<Config, ConfigError> {
+        let mut config = match (&self.config, &self.upstream_url) {
+            (Some(path), _) => Config::load(path)?,
+            (None, Some(url)) => Config {
+                inbound: Default::default(),
+                catalog: Default::default(),
+                targets: vec![TargetConfig::mcp_server(&self.target_name, url)],
+            },
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "config",
+                    "give --config FILE or --upstream-url URL (or MCP_SIDECAR_CONFIG / MCP_SIDECAR_UPSTREAM_URL); \
+                     `mcp-sidecar demo` runs a self-contained demo",
+                ));
+            }
+        };
+        if let Some(listen) = &self.listen {
+            config.inbound.listen = listen.clone();
+        }
+        if let Some(path) = &self.path {
+            config.inbound.path = path.clone();
+        }
+        match self.inbound_auth.as_deref() {
+            None => {}
+            Some("none") => config.inbound.auth = Some(InboundAuth::None),
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "inbound.auth",
+                    format!("`{other}` is not a known mode (known: none)"),
+                ));
+            }
+        }
+        config
+            .inbound
+            .allowed_hosts
+            .extend(self.allowed_hosts.iter().filter(|h| !h.is_empty()).cloned());
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MCP_SIDECAR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(source) => match source.resolve() {
+            Ok(config) => mcp_sidecar::serve(config).await.map(|()| ExitCode::SUCCESS),
+            Err(e) => config_error(e),
+        },
+        Command::Check(source) => match source.resolve() {
+            Ok(config) => {
+                print_plan(&config)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => config_error(e),
+        },
+        Command::Demo { listen } => demo(&listen).await,
+        Command::DemoUpstream {
+            listen,
+            stateless,
+            extra_tools,
+        } => {
+            let listener = TcpListener::bind(&listen).await?;
+            mcp_sidecar::announce(&format!("http://{}/mcp", listener.local_addr()?));
+            mcp_sidecar::demo::serve(listener, stateless, extra_tools).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn config_error(e: ConfigError) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {e}");
+    Ok(ExitCode::from(2))
+}
+
+/// The demo: a real upstream on an ephemeral loopback port and the sidecar in front of it.
+async fn demo(listen: &str) -> anyhow::Result<ExitCode> {
+    let upstream = TcpListener::bind("127.0.0.1:0").await?;
+    let upstream_url = format!("http://{}/mcp", upstream.local_addr()?);
+    tokio::spawn(mcp_sidecar::demo::serve(upstream, false, 0));
+    let mut config = Config {
+        inbound: Default::default(),
+        catalog: Default::default(),
+        targets: vec![TargetConfig::mcp_server("demo", upstream_url)],
+    };
+    config.inbound.listen = listen.to_string();
+    if let Err(e) = config.validate() {
+        return config_error(e);
+    }
+    let listener = TcpListener::bind(config.listen_addr()?).await?;
+    let running = mcp_sidecar::start(&config, listener).await?;
+    mcp_sidecar::announce(&running.url);
+    let url = &running.url;
+    eprintln!(
+        "\nmcp-sidecar demo is up. Try:\n  curl -s {url} -H 'Content-Type: application/json' -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n  \
+         curl -s {url} -H 'Content-Type: application/json' -d '{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{{\"name\":\"demo___add\",\"arguments\":{{\"a\":2,\"b\":3}}}}}}'\n"
+    );
+    running.server.await??;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_plan(config: &Config) -> anyhow::Result<()> {
+    let i = &config.inbound;
+    println!("inbound:");
+    println!("  listen        {} (path {})", i.listen, i.path);
+    let loopback = config.listen_addr()?.ip().is_loopback();
+    let auth = match (i.auth, loopback) {
+        (Some(InboundAuth::None), false) => {
+            "none — unauthenticated beyond loopback, explicitly allowed by inbound.auth"
+        }
+        (Some(InboundAuth::None), true) => "none (loopback only)",
+        (None, _) => {
+            "none (loopback only; set an authorizer or inbound.auth = \"none\" to listen wider)"
+        }
+    };
+    println!("  auth          {auth}");
+    println!("  body limit    {} bytes", i.max_body_bytes);
+    let hosts = if i.allowed_hosts.is_empty() {
+        "loopback names only".to_string()
+    } else {
+        format!("loopback + {}", i.allowed_hosts.join(", "))
+    };
+    println!("  allowed hosts {hosts}");
+    println!("catalog:");
+    println!("  page size     {}", config.catalog.page_size);
+    println!("  sync every    {} s", config.catalog.sync_interval_secs);
+    println!("targets:");
+    for t in &config.targets {
+        println!("  - {} ({:?}) {}", t.name, t.kind, t.url);
+        println!(
+            "    tools exposed as {}",
+            if t.prefix_tools {
+                format!("{}___<tool>", t.name)
+            } else {
+                "<tool> (no prefix)".into()
+            }
+        );
+        println!(
+            "    timeouts      connect {} ms, request {} ms, sync {} ms; max {} concurrent",
+            t.connect_timeout_ms, t.request_timeout_ms, t.sync_timeout_ms, t.max_concurrency
+        );
+        println!("    credentials   {}", provider_for(t)?.describe());
+        println!(
+            "    sync every    {} s",
+            t.sync_interval_secs
+                .unwrap_or(config.catalog.sync_interval_secs)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,629 @@
+//! A streamable-HTTP MCP server as a target.
+//!
+//! The client side of the relay is hand-written on reqwest rather than rmcp's client because
+//! the relay must pass results through as raw bytes (no decode/re-encode of tool results),
+//! see each outgoing request whole (credential providers such as SigV4 sign the body), and
+//! cap the size of every upstream message.
+//!
+//! Session lifecycle: one `initialize` per upstream session, shared by all requests (moka's
+//! `try_get_with` coalesces concurrent first requests into one handshake). A 404 on a request
+//! that carried a session id, or a session-expired JSON-RPC error, drops that session;
+//! the request is retried once on a fresh one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use moka::future::Cache;
+use moka::ops::compute::Op;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, timeout_at};
+
+use super::auth::{CredentialProvider, provider_for};
+use super::sse::SseParser;
+use super::{BoxFuture, FailureKind, Listing, NotificationSink, Reply, Target, TargetError};
+use crate::config::TargetConfig;
+
+/// Protocol versions the sidecar speaks to upstreams, newest first. The first is offered
+/// in `initialize`; the upstream may answer with any of them.
+const UPSTREAM_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+const SESSION_HEADER: &str = "mcp-session-id";
+const PROTOCOL_HEADER: &str = "mcp-protocol-version";
+/// JSON-RPC code the AWS MCP Server uses for "The provided SessionId was not found or has expired".
+const SESSION_EXPIRED_CODE: i64 = -30001;
+/// A paginated listing longer than this is treated as a broken cursor loop.
+const MAX_LIST_PAGES: usize = 1000;
+/// How much of an error body is quoted in an error message.
+const ERROR_BODY_QUOTE: usize = 300;
+
+pub struct McpHttpTarget {
+    name: String,
+    url: reqwest::Url,
+    /// The URL without query or credentials, for messages.
+    display_url: String,
+    client: reqwest::Client,
+    credentials: Box<dyn CredentialProvider>,
+    request_timeout: Duration,
+    max_message_bytes: usize,
+    permits: Semaphore,
+    max_concurrency: usize,
+    sessions: Cache<(), Arc<Session>>,
+    next_id: AtomicU64,
+}
+
+/// One upstream session, as `initialize` established it.
+#[derive(Debug)]
+struct Session {
+    id: Option<HeaderValue>,
+    protocol_version: HeaderValue,
+    instructions: Option<String>,
+    server_info: Option<Value>,
+}
+
+/// The fields of an upstream JSON-RPC message the relay looks at; the rest stays raw.
+#[derive(Deserialize)]
+struct UpstreamMessage<'a> {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default, borrow)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    result: Option<Box<RawValue>>,
+    #[serde(default)]
+    error: Option<Box<RawValue>>,
+}
+
+impl McpHttpTarget {
+    pub fn new(config: &TargetConfig) -> anyhow::Result<Self> {
+        let url = reqwest::Url::parse(&config.url)?;
+        let mut display = url.clone();
+        display.set_query(None);
+        let _ = display.set_username("");
+        let _ = display.set_password(None);
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout())
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            name: config.name.clone(),
+            url,
+            display_url: display.to_string(),
+            client,
+            credentials: provider_for(config)?,
+            request_timeout: config.request_timeout(),
+            max_message_bytes: config.max_message_bytes,
+            permits: Semaphore::new(config.max_concurrency),
+            max_concurrency: config.max_concurrency,
+            sessions: Cache::builder().max_capacity(1).build(),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn credentials_description(&self) -> String {
+        self.credentials.describe()
+    }
+
+    fn error(&self, kind: FailureKind, detail: impl Into<String>) -> TargetError {
+        TargetError::new(&self.name, kind, detail)
+    }
+
+    /// The current session, initializing one if there is none (single flight).
+    async fn session(&self) -> Result<Arc<Session>, TargetError> {
+        self.sessions
+            .try_get_with((), self.initialize())
+            .await
+            .map_err(|e: Arc<TargetError>| (*e).clone())
+    }
+
+    /// Forgets `stale` unless another request already replaced it.
+    async fn drop_session(&self, stale: &Arc<Session>) {
+        let stale = stale.clone();
+        self.sessions
+            .entry(())
+            .and_compute_with(|current| {
+                let op = match current {
+                    Some(entry) if Arc::ptr_eq(entry.value(), &stale) => Op::Remove,
+                    _ => Op::Nop,
+                };
+                std::future::ready(op)
+            })
+            .await;
+    }
+
+    async fn initialize(&self) -> Result<Arc<Session>, TargetError> {
+        let params = format!(
+            r#"{{"protocolVersion":"{}","capabilities":{{}},"clientInfo":{{"name":"mcp-sidecar","version":"{}"}}}}"#,
+            UPSTREAM_VERSIONS[0],
+            env!("CARGO_PKG_VERSION")
+        );
+        let deadline = Instant::now() + self.request_timeout;
+        let (reply, session_id) = self
+            .exchange(None, "initialize", &params, None, deadline)
+            .await?;
+        let result = match reply {
+            Reply::Result(r) => r,
+            Reply::Error(e) => {
+                return Err(self.error(FailureKind::Rejected, format!("initialize failed: {e}")));
+            }
+        };
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct InitializeResult {
+            protocol_version: String,
+            #[serde(default)]
+            instructions: Option<String>,
+            #[serde(default)]
+            server_info: Option<Value>,
+        }
+        let init: InitializeResult = serde_json::from_str(result.get()).map_err(|e| {
+            self.error(
+                FailureKind::BadResponse,
+                format!("initialize result is not valid: {e}"),
+            )
+        })?;
+        if !UPSTREAM_VERSIONS.contains(&init.protocol_version.as_str()) {
+            return Err(self.error(
+                FailureKind::BadResponse,
+                format!(
+                    "negotiated protocol version {} is not supported",
+                    init.protocol_version
+                ),
+            ));
+        }
+        let session = Arc::new(Session {
+            id: session_id,
+            protocol_version: HeaderValue::from_str(&init.protocol_version).map_err(|_| {
+                self.error(
+                    FailureKind::BadResponse,
+                    "protocol version is not a header value",
+                )
+            })?,
+            instructions: init.instructions,
+            server_info: init.server_info,
+        });
+        self.notify_initialized(&session, deadline).await?;
+        tracing::info!(target_name = %self.name, protocol = %init.protocol_version,
+            session = session.id.is_some(), "initialized upstream session");
+        Ok(session)
+    }
+
+    async fn notify_initialized(
+        &self,
+        session: &Session,
+        deadline: Instant,
+    ) -> Result<(), TargetError> {
+        let body = Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        let response = timeout_at(deadline, self.post(Some(session), body))
+            .await
+            .map_err(|_| {
+                self.error(
+                    FailureKind::Timeout,
+                    "no answer to notifications/initialized",
+                )
+            })??;
+        if !response.status().is_success() {
+            return Err(self
+                .status_error(response, "notifications/initialized")
+                .await);
+        }
+        Ok(())
+    }
+
+    /// Sends a request on the current session; on an expired session re-initializes once
+    /// and sends it again (safe: the upstream never ran it).
+    async fn request(
+        &self,
+        method: &str,
+        params: &str,
+        notify: Option<&NotificationSink>,
+        deadline: Instant,
+    ) -> Result<Reply, TargetError> {
+        let mut retried = false;
+        loop {
+            let session = self.session().await?;
+            match self
+                .exchange(Some(&session), method, params, notify, deadline)
+                .await
+            {
+                Err(e) if e.kind == FailureKind::SessionExpired && !retried => {
+                    tracing::info!(target_name = %self.name, "upstream session expired; re-initializing");
+                    self.drop_session(&session).await;
+                    retried = true;
+                }
+                Ok((Reply::Error(e), _)) if !retried && is_session_expired_error(&e) => {
+                    tracing::info!(target_name = %self.name, "upstream reported an expired session; re-initializing");
+                    self.drop_session(&session).await;
+                    retried = true;
+                }
+                Err(e) if e.kind == FailureKind::SessionExpired => {
+                    return Err(self.error(
+                        FailureKind::SessionExpired,
+                        format!("{} (after re-initializing)", e.detail),
+                    ));
+                }
+                other => return other.map(|(reply, _)| reply),
+            }
+        }
+    }
+
+    /// One JSON-RPC request/response exchange over HTTP. Returns the reply and the
+    /// `Mcp-Session-Id` the upstream sent, if any.
+    async fn exchange(
+        &self,
+        session: Option<&Session>,
+        method: &str,
+        params: &str,
+        notify: Option<&NotificationSink>,
+        deadline: Instant,
+    ) -> Result<(Reply, Option<HeaderValue>), TargetError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body =
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#);
+        let work = async {
+            let response = self.post(session, Bytes::from(body)).await?;
+            let session_id = response.headers().get(SESSION_HEADER).cloned();
+            let reply = self
+                .read_reply(
+                    response,
+                    session.is_some_and(|s| s.id.is_some()),
+                    id,
+                    method,
+                    notify,
+                )
+                .await?;
+            Ok((reply, session_id))
+        };
+        timeout_at(deadline, work).await.map_err(|_| {
+            self.error(
+                FailureKind::Timeout,
+                format!(
+                    "no answer to {method} within {} ms",
+                    self.request_timeout.as_millis()
+                ),
+            )
+        })?
+    }
+
+    async fn post(
+        &self,
+        session: Option<&Session>,
+        body: Bytes,
+    ) -> Result<reqwest::Response, TargetError> {
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json, text/event-stream")
+            .body(body)
+            .build()
+            .map_err(|e| self.error(FailureKind::Unreachable, e.without_url().to_string()))?;
+        if let Some(session) = session {
+            let headers = request.headers_mut();
+            if let Some(id) = &session.id {
+                headers.insert(SESSION_HEADER, id.clone());
+            }
+            headers.insert(PROTOCOL_HEADER, session.protocol_version.clone());
+        }
+        self.credentials
+            .authorize(&mut request)
+            .await
+            .map_err(|e| {
+                self.error(
+                    FailureKind::Unreachable,
+                    format!("credentials ({}) failed: {e}", self.credentials.describe()),
+                )
+            })?;
+        self.client.execute(request).await.map_err(|e| {
+            let kind = if e.is_timeout() {
+                FailureKind::Timeout
+            } else {
+                FailureKind::Unreachable
+            };
+            let cause = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            self.error(
+                kind,
+                format!("{} {}{cause}", self.display_url, e.without_url()),
+            )
+        })
+    }
+
+    async fn read_reply(
+        &self,
+        mut response: reqwest::Response,
+        had_session: bool,
+        id: u64,
+        method: &str,
+        notify: Option<&NotificationSink>,
+    ) -> Result<Reply, TargetError> {
+        let status = response.status();
+        if status == http::StatusCode::NOT_FOUND && had_session {
+            return Err(self.error(FailureKind::SessionExpired, "HTTP 404 for the session"));
+        }
+        if !status.is_success() {
+            return Err(self.status_error(response, method).await);
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if content_type.starts_with("text/event-stream") {
+            let mut parser = SseParser::new(self.max_message_bytes);
+            let mut events = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| self.read_error(e))? {
+                parser
+                    .feed(&chunk, &mut events)
+                    .map_err(|e| self.error(FailureKind::BadResponse, format!("{method}: {e}")))?;
+                for event in events.drain(..) {
+                    if let Some(reply) = self.take_message(event, id, method, notify).await? {
+                        return Ok(reply);
+                    }
+                }
+            }
+            Err(self.error(
+                FailureKind::BadResponse,
+                format!("{method}: the event stream ended before the response"),
+            ))
+        } else if content_type.starts_with("application/json") {
+            let body = self.read_body(&mut response, method).await?;
+            match self.take_message(body, id, method, None).await? {
+                Some(reply) => Ok(reply),
+                None => Err(self.error(
+                    FailureKind::BadResponse,
+                    format!("{method}: the JSON body is not the response"),
+                )),
+            }
+        } else {
+            Err(self.error(
+                FailureKind::BadResponse,
+                format!("{method}: unexpected content type `{content_type}` (status {status})"),
+            ))
+        }
+    }
+
+    /// Interprets one upstream message: our response (returned), a notification (forwarded
+    /// when the caller streams), or something else (ignored).
+    async fn take_message(
+        &self,
+        bytes: Vec<u8>,
+        id: u64,
+        method: &str,
+        notify: Option<&NotificationSink>,
+    ) -> Result<Option<Reply>, TargetError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            // A priming event (id and retry only, empty data) that resumable servers send first.
+            return Ok(None);
+        }
+        let message: UpstreamMessage = serde_json::from_slice(&bytes).map_err(|e| {
+            self.error(
+                FailureKind::BadResponse,
+                format!("{method}: not a JSON-RPC message ({e}): {}", quote(&bytes)),
+            )
+        })?;
+        if message.method.is_some() {
+            if message.id.is_none() {
+                if let Some(sink) = notify {
+                    // A closed sink means the client went away; the call still completes.
+                    let _ = sink.send(Bytes::from(bytes)).await;
+                }
+            } else {
+                // A server-to-client request (sampling, elicitation, roots): a stateless relay
+                // has no client session to ask, so it is not answered.
+                tracing::debug!(target_name = %self.name, "ignoring a server-to-client request during {method}");
+            }
+            return Ok(None);
+        }
+        if message.id.as_ref().and_then(Value::as_u64) != Some(id) {
+            return Ok(None);
+        }
+        match (message.result, message.error) {
+            (Some(result), _) => Ok(Some(Reply::Result(result))),
+            (None, Some(error)) => Ok(Some(Reply::Error(error))),
+            (None, None) => Err(self.error(
+                FailureKind::BadResponse,
+                format!("{method}: response has neither result nor error"),
+            )),
+        }
+    }
+
+    async fn read_body(
+        &self,
+        response: &mut reqwest::Response,
+        method: &str,
+    ) -> Result<Vec<u8>, TargetError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.read_error(e))? {
+            if body.len() + chunk.len() > self.max_message_bytes {
+                return Err(self.error(
+                    FailureKind::BadResponse,
+                    format!(
+                        "{method}: response exceeds max_message_bytes ({})",
+                        self.max_message_bytes
+                    ),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    fn read_error(&self, e: reqwest::Error) -> TargetError {
+        let kind = if e.is_timeout() {
+            FailureKind::Timeout
+        } else {
+            FailureKind::Unreachable
+        };
+        self.error(
+            kind,
+            format!("reading the response failed: {}", e.without_url()),
+        )
+    }
+
+    async fn status_error(&self, mut response: reqwest::Response, method: &str) -> TargetError {
+        let status = response.status();
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() > ERROR_BODY_QUOTE {
+                break;
+            }
+        }
+        let hint = match status.as_u16() {
+            401 | 403 => " (credentials rejected)",
+            404 => " (check the target url)",
+            429 => " (throttled)",
+            _ => "",
+        };
+        self.error(
+            FailureKind::HttpStatus(status.as_u16()),
+            format!("{method} → {status}{hint}: {}", quote(&body)),
+        )
+    }
+
+    /// Runs `work` within the request deadline and the target's concurrency bound.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        work: impl Future<Output = Result<T, TargetError>>,
+    ) -> Result<T, TargetError> {
+        let deadline = Instant::now() + self.request_timeout;
+        let _permit = timeout_at(deadline, self.permits.acquire())
+            .await
+            .map_err(|_| {
+                self.error(
+                    FailureKind::Overloaded,
+                    format!(
+                        "{what}: all {} request slots stayed busy for {} ms",
+                        self.max_concurrency,
+                        self.request_timeout.as_millis()
+                    ),
+                )
+            })?;
+        work.await
+    }
+
+    async fn list_all_tools(&self) -> Result<Listing, TargetError> {
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let params = match &cursor {
+                Some(c) => serde_json::json!({ "cursor": c }).to_string(),
+                None => "{}".to_string(),
+            };
+            let deadline = Instant::now() + self.request_timeout;
+            let reply = self
+                .bounded(
+                    "tools/list",
+                    self.request("tools/list", &params, None, deadline),
+                )
+                .await?;
+            let result = match reply {
+                Reply::Result(r) => r,
+                Reply::Error(e) => {
+                    return Err(self.error(FailureKind::Rejected, format!("tools/list failed: {e}")));
+                }
+            };
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Page {
+                tools: Vec<Map<String, Value>>,
+                #[serde(default)]
+                next_cursor: Option<String>,
+            }
+            let page: Page = serde_json::from_str(result.get()).map_err(|e| {
+                self.error(
+                    FailureKind::BadResponse,
+                    format!("tools/list result is not valid: {e}"),
+                )
+            })?;
+            tools.extend(page.tools);
+            match page.next_cursor {
+                Some(next) if !next.is_empty() => {
+                    if cursor.as_deref() == Some(next.as_str()) {
+                        return Err(self.error(
+                            FailureKind::BadResponse,
+                            "tools/list returned the same cursor twice",
+                        ));
+                    }
+                    cursor = Some(next);
+                }
+                _ => {
+                    let session = self.session().await?;
+                    return Ok(Listing {
+                        tools,
+                        instructions: session.instructions.clone(),
+                        server_info: session.server_info.clone(),
+                        protocol_version: session
+                            .protocol_version
+                            .to_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    });
+                }
+            }
+        }
+        Err(self.error(
+            FailureKind::BadResponse,
+            format!("tools/list did not end after {MAX_LIST_PAGES} pages"),
+        ))
+    }
+}
+
+impl Target for McpHttpTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<Listing, TargetError>> {
+        Box::pin(self.list_all_tools())
+    }
+
+    fn call<'a>(
+        &'a self,
+        method: &'static str,
+        params: String,
+        notify: Option<NotificationSink>,
+    ) -> BoxFuture<'a, Result<Reply, TargetError>> {
+        Box::pin(async move {
+            let deadline = Instant::now() + self.request_timeout;
+            self.bounded(
+                method,
+                self.request(method, &params, notify.as_ref(), deadline),
+            )
+            .await
+        })
+    }
+}
+
+fn is_session_expired_error(error: &RawValue) -> bool {
+    #[derive(Deserialize)]
+    struct Code {
+        code: i64,
+    }
+    serde_json::from_str::<Code>(error.get()).is_ok_and(|c| c.code == SESSION_EXPIRED_CODE)
+}
+
+/// A short, printable excerpt of an upstream body for error messages.
+fn quote(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_QUOTE)]);
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if body.len() > ERROR_BODY_QUOTE {
+        format!("{}…", text.trim())
+    } else {
+        text.trim().to_string()
+    }
+}
