@@ -1,0 +1,74 @@
+# syntax=docker/dockerfile:1
+#
+# mcp-sidecar container image.
+#
+# Build for both architectures (each platform compiles with its own native
+# toolchain; under buildx the foreign one runs emulated, so no cross-compiler
+# is involved):
+#   docker buildx build --platform linux/arm64,linux/amd64 -t mcp-sidecar .
+#
+# Run (one upstream, zero-file mode):
+#   docker run --rm -p 8000:8000 \
+#     -e MCP_SIDECAR_UPSTREAM_URL=http://upstream:3001/mcp \
+#     -e MCP_SIDECAR_INBOUND_AUTH=none \
+#     -e MCP_SIDECAR_ALLOWED_HOSTS=sidecar.example.internal \
+#     mcp-sidecar
+#
+# The image listens on 0.0.0.0:8000 at /mcp (the port and path AgentCore
+# Runtime expects). The binary refuses to listen beyond loopback without
+# inbound authentication unless told so explicitly, and the image does NOT say
+# so for you: set MCP_SIDECAR_INBOUND_AUTH=none yourself when something in
+# front of the container (e.g. AgentCore Runtime's own inbound auth, or a
+# private network) already authenticates callers. With `docker run` pass it as
+# `-e MCP_SIDECAR_INBOUND_AUTH=none`; on AgentCore Runtime put it in the agent
+# runtime's environment variables (environmentVariables when you create or
+# update the runtime). Foreign Host headers get 403 unless listed in
+# MCP_SIDECAR_ALLOWED_HOSTS (comma list; "*" accepts any Host, which is only
+# reasonable behind a proxy that already checks it). A config file can be
+# mounted and selected with MCP_SIDECAR_CONFIG=/path/to/sidecar.toml.
+
+ARG RUST_VERSION=1.95
+ARG DEBIAN_RELEASE=bookworm
+
+# ---- build stage -----------------------------------------------------------
+FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
+WORKDIR /src
+
+# bench/ comes along because Cargo.toml declares a bench target there (only the
+# binary is built).
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY bench ./bench
+
+# Cache mounts are keyed per architecture (BuildKit does not separate them by
+# platform on its own), so both platforms of a multi-platform build can run in
+# parallel. The target dir lives in a cache mount, so the binary is copied out
+# of it inside the same RUN.
+ARG TARGETARCH
+RUN --mount=type=cache,id=mcp-sidecar-cargo-registry-${TARGETARCH},target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,id=mcp-sidecar-target-${TARGETARCH},target=/src/target,sharing=locked \
+    cargo build --release --locked --bin mcp-sidecar \
+    && install -D -m 0755 target/release/mcp-sidecar /out/mcp-sidecar
+
+# ---- runtime stage ---------------------------------------------------------
+FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+
+# reqwest (rustls) trusts the platform store: take the CA bundle from the
+# builder (same Debian release) instead of installing packages here.
+COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+
+RUN groupadd --system --gid 10001 mcp \
+    && useradd --system --uid 10001 --gid mcp --home-dir /home/mcp --create-home \
+        --shell /usr/sbin/nologin mcp
+
+COPY --from=builder /out/mcp-sidecar /usr/local/bin/mcp-sidecar
+
+ENV MCP_SIDECAR_LISTEN=0.0.0.0:8000 \
+    MCP_SIDECAR_PATH=/mcp
+
+USER 10001:10001
+WORKDIR /home/mcp
+EXPOSE 8000
+
+ENTRYPOINT ["/usr/local/bin/mcp-sidecar"]
+CMD ["serve"]
