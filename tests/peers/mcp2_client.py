@@ -79,6 +79,8 @@ async def run(url: str, mode: str, calls: list[tuple[str, dict[str, Any]]]) -> d
                     results.append({"name": name, "ok": True, "result": _dump(res)})
                 except MCPError as e:
                     results.append({"name": name, "ok": False, "error": {"code": e.code, "message": str(e)}})
+                except Exception as e:  # noqa: BLE001 - e.g. the SDK rejecting the result's shape
+                    results.append({"name": name, "ok": False, "error": {"type": type(e).__name__, "message": str(e)}})
             return {
                 "sdk_version": importlib.metadata.version("mcp"),
                 "protocol_version": client.protocol_version,

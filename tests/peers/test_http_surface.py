@@ -148,6 +148,22 @@ def test_server_discover_answered(sidecar: Proc) -> None:
     assert "tools" in res.get("capabilities", {}), res
 
 
+def test_modern_tools_call_result_carries_result_type(sidecar: Proc) -> None:
+    """At 2026-07-28 every result must carry resultType; a relayed tools/call result too."""
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+    hdrs = {"MCP-Protocol-Version": "2026-07-28"}
+    for method, params in (
+        ("tools/list", {"_meta": meta}),
+        ("tools/call", {"name": "fast___echo", "arguments": {"text": "modern"}, "_meta": meta}),
+    ):
+        r = post_raw(sidecar.url, json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+                     {**hdrs, "Mcp-Method": method})
+        assert r.status_code == 200, r.text
+        res = r.json().get("result")
+        assert res is not None, r.text
+        assert res.get("resultType") == "complete", f"{method} at 2026-07-28 lacks resultType: {r.text[:300]}"
+
+
 def test_jsonrpc_ping(raw_sidecar: RawMcp) -> None:
     assert raw_sidecar.request("ping") == {}
 
@@ -178,9 +194,10 @@ def test_readyz_lists_both_targets(sidecar: Proc, sidecar_tools) -> None:
     assert set(by_name) == {"everything", "fast"}, body
     for name in ("everything", "fast"):
         t = by_name[name]
+        # The contract lists these keys for every target; a null value is still a key.
+        missing = [k for k in ("name", "state", "tools", "last_error", "last_success") if k not in t]
+        assert not missing, f"/readyz target {name} lacks keys {missing}: {t}"
         assert t["tools"] == sum(1 for x in sidecar_tools if x["name"].startswith(f"{name}___")), body
         assert t["last_error"] in (None, ""), body
         assert t["last_success"], body
-        for key in ("state", "tools", "last_error", "last_success"):
-            assert key in t, (key, t)
     assert body["tools"] == len(sidecar_tools), body
