@@ -227,8 +227,12 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
             }
         );
         println!(
-            "    timeouts      connect {} ms, request {} ms, sync {} ms; max {} concurrent",
-            t.connect_timeout_ms, t.request_timeout_ms, t.sync_timeout_ms, t.max_concurrency
+            "    timeouts      connect {} ms, request {} ms, sync {} ms",
+            t.connect_timeout_ms, t.request_timeout_ms, t.sync_timeout_ms
+        );
+        println!(
+            "    concurrency   {} in flight; queued requests wait up to {} ms",
+            t.max_concurrency, t.queue_timeout_ms
         );
         println!("    credentials   {}", provider_for(t)?.describe());
         println!(

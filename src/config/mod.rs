@@ -120,6 +120,10 @@ pub struct TargetConfig {
     pub sync_timeout_ms: u64,
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
+    /// How long a request waits for one of the `max_concurrency` slots before it fails as
+    /// overloaded (a fast, clear failure instead of a slow timeout).
+    #[serde(default = "default_queue_timeout_ms")]
+    pub queue_timeout_ms: u64,
     /// Largest single upstream message (JSON body or SSE event) accepted.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
@@ -161,6 +165,9 @@ fn default_sync_timeout_ms() -> u64 {
 fn default_max_concurrency() -> usize {
     64
 }
+fn default_queue_timeout_ms() -> u64 {
+    5_000
+}
 fn default_max_message_bytes() -> usize {
     32 * 1024 * 1024
 }
@@ -180,6 +187,7 @@ impl TargetConfig {
             request_timeout_ms: default_request_timeout_ms(),
             sync_timeout_ms: default_sync_timeout_ms(),
             max_concurrency: default_max_concurrency(),
+            queue_timeout_ms: default_queue_timeout_ms(),
             max_message_bytes: default_max_message_bytes(),
             sync_interval_secs: None,
             headers: BTreeMap::new(),
@@ -195,6 +203,9 @@ impl TargetConfig {
     }
     pub fn sync_timeout(&self) -> Duration {
         Duration::from_millis(self.sync_timeout_ms)
+    }
+    pub fn queue_timeout(&self) -> Duration {
+        Duration::from_millis(self.queue_timeout_ms)
     }
 }
 
@@ -294,6 +305,7 @@ impl Config {
                 ("connect_timeout_ms", t.connect_timeout_ms),
                 ("request_timeout_ms", t.request_timeout_ms),
                 ("sync_timeout_ms", t.sync_timeout_ms),
+                ("queue_timeout_ms", t.queue_timeout_ms),
             ] {
                 if v == 0 {
                     return Err(ConfigError::new(at(field), "must be greater than 0"));

@@ -50,6 +50,7 @@ pub struct McpHttpTarget {
     client: reqwest::Client,
     credentials: Box<dyn CredentialProvider>,
     request_timeout: Duration,
+    queue_timeout: Duration,
     max_message_bytes: usize,
     permits: Semaphore,
     max_concurrency: usize,
@@ -99,6 +100,7 @@ impl McpHttpTarget {
             client,
             credentials: provider_for(config)?,
             request_timeout: config.request_timeout(),
+            queue_timeout: config.queue_timeout(),
             max_message_bytes: config.max_message_bytes,
             permits: Semaphore::new(config.max_concurrency),
             max_concurrency: config.max_concurrency,
@@ -491,14 +493,16 @@ impl McpHttpTarget {
         )
     }
 
-    /// Runs `work` within the request deadline and the target's concurrency bound.
+    /// Runs `work` under the target's concurrency bound: waits at most the queue timeout
+    /// (and never past `deadline`) for a slot.
     async fn bounded<T>(
         &self,
         what: &str,
+        deadline: Instant,
         work: impl Future<Output = Result<T, TargetError>>,
     ) -> Result<T, TargetError> {
-        let deadline = Instant::now() + self.request_timeout;
-        let _permit = timeout_at(deadline, self.permits.acquire())
+        let queue_deadline = deadline.min(Instant::now() + self.queue_timeout);
+        let _permit = timeout_at(queue_deadline, self.permits.acquire())
             .await
             .map_err(|_| {
                 self.error(
@@ -506,7 +510,7 @@ impl McpHttpTarget {
                     format!(
                         "{what}: all {} request slots stayed busy for {} ms",
                         self.max_concurrency,
-                        self.request_timeout.as_millis()
+                        self.queue_timeout.min(self.request_timeout).as_millis()
                     ),
                 )
             })?;
@@ -525,13 +529,16 @@ impl McpHttpTarget {
             let reply = self
                 .bounded(
                     "tools/list",
+                    deadline,
                     self.request("tools/list", &params, None, deadline),
                 )
                 .await?;
             let result = match reply {
                 Reply::Result(r) => r,
                 Reply::Error(e) => {
-                    return Err(self.error(FailureKind::Rejected, format!("tools/list failed: {e}")));
+                    return Err(
+                        self.error(FailureKind::Rejected, format!("tools/list failed: {e}"))
+                    );
                 }
             };
             #[derive(Deserialize)]
@@ -599,6 +606,7 @@ impl Target for McpHttpTarget {
             let deadline = Instant::now() + self.request_timeout;
             self.bounded(
                 method,
+                deadline,
                 self.request(method, &params, notify.as_ref(), deadline),
             )
             .await
