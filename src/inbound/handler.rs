@@ -165,7 +165,7 @@ async fn dispatch(
         "server/discover" => discover(relay),
         "ping" => with_result_type("{}".into(), modern),
         "tools/list" => list_tools(relay, &params, modern)?,
-        "tools/call" => return call_tool(relay, id, params, name, accepts).await,
+        "tools/call" => return call_tool(relay, id, params, name, accepts, modern).await,
         // Prompts and resources are not relayed yet; syncing clients (the Gateway lists all
         // four) get an empty list rather than an error.
         "prompts/list" => empty_list("prompts", modern),
@@ -231,6 +231,24 @@ fn with_result_type(mut object: String, modern: bool) -> String {
     object
 }
 
+/// A relayed result for a 2026-07-28 client: the upstream (speaking an older version) does
+/// not send `resultType`, which that version requires; everything else stays byte-identical.
+fn ensure_result_type(result: &str) -> std::borrow::Cow<'_, str> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "resultType")]
+        result_type: Option<serde::de::IgnoredAny>,
+    }
+    match serde_json::from_str::<Probe>(result) {
+        Ok(Probe { result_type: None }) => {
+            let rest = result.trim().strip_prefix('{').unwrap_or("}").trim_start();
+            let sep = if rest.starts_with('}') { "" } else { "," };
+            std::borrow::Cow::Owned(format!(r#"{{"resultType":"complete"{sep}{rest}"#))
+        }
+        _ => std::borrow::Cow::Borrowed(result),
+    }
+}
+
 fn listing_hints(modern: bool) -> &'static str {
     if modern {
         r#","resultType":"complete","ttlMs":0,"cacheScope":"private""#
@@ -274,6 +292,7 @@ async fn call_tool(
     params: Params,
     name: Option<String>,
     accepts: Accepts,
+    modern: bool,
 ) -> Result<Answer, RpcError> {
     let name =
         name.ok_or_else(|| RpcError::new(INVALID_PARAMS, "tools/call needs `params.name`"))?;
@@ -303,7 +322,7 @@ async fn call_tool(
 
     if !streams_progress {
         let outcome = target.call("tools/call", upstream_params, None).await;
-        return Ok(Answer::Body(render_outcome(id, &name, outcome)));
+        return Ok(Answer::Body(render_outcome(id, &name, outcome, modern)));
     }
     // Progress notifications flow to the client as they arrive, then the result.
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
@@ -313,7 +332,7 @@ async fn call_tool(
             .call("tools/call", upstream_params, Some(tx.clone()))
             .await;
         let _ = tx
-            .send(Bytes::from(render_outcome(&id, &name, outcome)))
+            .send(Bytes::from(render_outcome(&id, &name, outcome, modern)))
             .await;
     });
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -350,8 +369,16 @@ fn upstream_call_params(original: &str, params: Params) -> String {
     out
 }
 
-fn render_outcome(id: &RawValue, tool: &str, outcome: Result<Reply, TargetError>) -> Vec<u8> {
+fn render_outcome(
+    id: &RawValue,
+    tool: &str,
+    outcome: Result<Reply, TargetError>,
+    modern: bool,
+) -> Vec<u8> {
     match outcome {
+        Ok(Reply::Result(result)) if modern => {
+            jsonrpc::result_body(id, &ensure_result_type(result.get()))
+        }
         Ok(Reply::Result(result)) => jsonrpc::result_body(id, result.get()),
         Ok(Reply::Error(error)) => jsonrpc::raw_error_body(id, error.get()),
         Err(e) => {
@@ -391,6 +418,19 @@ mod tests {
         let v: Value = serde_json::from_str(&empty_list("prompts", true)).unwrap();
         assert_eq!(v["prompts"], json!([]));
         assert_eq!(v["ttlMs"], 0);
+    }
+
+    #[test]
+    fn relayed_results_gain_result_type_once() {
+        let v: Value =
+            serde_json::from_str(&ensure_result_type(r#"{"content":[],"isError":false}"#)).unwrap();
+        assert_eq!(
+            v,
+            json!({"resultType":"complete","content":[],"isError":false})
+        );
+        assert_eq!(ensure_result_type(" { } "), r#"{"resultType":"complete"}"#);
+        let already = r#"{"resultType":"input_required","x":1}"#;
+        assert_eq!(ensure_result_type(already), already);
     }
 
     #[test]
