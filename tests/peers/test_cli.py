@@ -3,6 +3,8 @@ and that every server these tests start listens on loopback only."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -29,9 +31,30 @@ def run_check(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 @pytest.mark.skipif(not EXAMPLES, reason="config/ has no example .toml files yet")
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_check_accepts_example_config(path: Path) -> None:
-    p = run_check("--config", str(path))
+    # Examples take secrets and URLs from ${VAR}: give every referenced variable a placeholder.
+    text = path.read_text()
+    names = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text))
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    for n in names:
+        env[n] = "http://127.0.0.1:9/mcp" if n.endswith("URL") else f"placeholder-{n.lower()}"
+    p = run_check("--config", str(path), env=env)
     assert p.returncode == 0, f"check {path.name} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
-    assert p.stdout.strip() or p.stderr.strip(), "check printed no plan"
+    assert p.stdout.strip(), f"check printed no plan on stdout\nstderr: {p.stderr}"
+    for n in names:  # secrets must not be echoed in the plan
+        if "KEY" in n or "TOKEN" in n or "SECRET" in n:
+            assert env[n] not in p.stdout + p.stderr, f"check printed the value of {n}"
+
+
+def test_check_example_config_without_its_env_names_the_variable() -> None:
+    with_vars = [p for p in EXAMPLES if re.search(r"(?<!\$)\$\{[A-Za-z_]", p.read_text())]
+    if not with_vars:
+        pytest.skip("no example uses ${VAR}")
+    path = with_vars[0]
+    names = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)\}", path.read_text()))
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    p = run_check("--config", str(path), env=env)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert any(n in p.stdout + p.stderr for n in names), p.stdout + p.stderr
 
 
 GOOD_TARGET = '[[targets]]\nname = "fast"\nkind = "mcp_server"\nurl = "http://127.0.0.1:9/mcp"\n'
@@ -69,7 +92,7 @@ def test_check_rejects_bad_field_with_exit_2(tmp_path: Path, case: str) -> None:
 def test_check_missing_env_var_names_it(tmp_path: Path) -> None:
     cfg = tmp_path / "env.toml"
     cfg.write_text(GOOD_TARGET + 'headers = { "X-Tenant" = "${SIDECAR_TEST_SURELY_UNSET_VAR}" }\n')
-    env = {k: v for k, v in __import__("os").environ.items() if k != "SIDECAR_TEST_SURELY_UNSET_VAR"}
+    env = {k: v for k, v in os.environ.items() if k != "SIDECAR_TEST_SURELY_UNSET_VAR"}
     p = run_check("--config", str(cfg), env=env)
     assert p.returncode == 2, p.stdout + p.stderr
     assert "SIDECAR_TEST_SURELY_UNSET_VAR" in p.stdout + p.stderr
