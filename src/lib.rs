@@ -34,6 +34,17 @@ pub struct Running {
     pub local_addr: std::net::SocketAddr,
     pub url: String,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    targets: Vec<Arc<dyn Target>>,
+}
+
+impl Running {
+    /// Waits for the server to stop (SIGTERM or Ctrl-C), then closes upstream sessions.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        futures_util::future::join_all(self.targets.iter().map(|t| t.close())).await;
+        served??;
+        Ok(())
+    }
 }
 
 /// Builds the targets, starts their sync loops in the background and the listener at once.
@@ -68,7 +79,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
 
     let relay = Arc::new(Relay {
         store,
-        targets,
+        targets: targets.clone(),
         page_size: config.catalog.page_size,
     });
     let app = inbound::router(relay, &config.inbound);
@@ -83,6 +94,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
         local_addr,
         url,
         server,
+        targets,
     })
 }
 
@@ -95,8 +107,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let running = start(&config, listener).await?;
     announce(&running.url);
-    running.server.await??;
-    Ok(())
+    running.wait().await
 }
 
 /// The one stdout line tests and scripts read to learn the real address.

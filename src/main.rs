@@ -186,7 +186,7 @@ async fn demo(listen: &str) -> anyhow::Result<ExitCode> {
         "\nmcp-sidecar demo is up. Try:\n  curl -s {url} -H 'Content-Type: application/json' -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n  \
          curl -s {url} -H 'Content-Type: application/json' -d '{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{{\"name\":\"demo___add\",\"arguments\":{{\"a\":2,\"b\":3}}}}}}'\n"
     );
-    running.server.await??;
+    running.wait().await?;
     Ok(ExitCode::SUCCESS)
 }
 

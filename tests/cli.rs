@@ -96,3 +96,49 @@ async fn zero_file_mode_from_environment() {
     let reply = call_tool(&url, "calc___echo", json!({"text": "from env"})).await;
     assert_eq!(reply["result"]["content"][0]["text"], "from env", "{reply}");
 }
+
+#[tokio::test]
+async fn sigterm_closes_the_upstream_session() {
+    let up = upstream("stateful", 1, true).await;
+    let (mut sidecar, url) = spawn(
+        &[
+            "serve",
+            "--upstream-url",
+            &up.url,
+            "--target-name",
+            "s",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let base = url.trim_end_matches("/mcp").to_string();
+    wait_for_state(&base, "s", "ready").await;
+    let sessions = up.sessions.as_ref().unwrap();
+    assert_eq!(
+        sessions.sessions.read().await.len(),
+        1,
+        "the sidecar holds one upstream session"
+    );
+
+    let pid = sidecar.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || sidecar.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !sessions.sessions.read().await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "session was not closed with DELETE"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -612,6 +612,35 @@ impl Target for McpHttpTarget {
             .await
         })
     }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let Some(session) = self.sessions.get(&()).await else {
+                return;
+            };
+            self.sessions.invalidate(&()).await;
+            let Some(id) = &session.id else { return };
+            let request = self
+                .client
+                .delete(self.url.clone())
+                .header(SESSION_HEADER, id.clone())
+                .header(PROTOCOL_HEADER, session.protocol_version.clone());
+            let Ok(mut request) = request.build() else {
+                return;
+            };
+            if self.credentials.authorize(&mut request).await.is_err() {
+                return;
+            }
+            match tokio::time::timeout(Duration::from_secs(2), self.client.execute(request)).await {
+                Ok(Ok(response)) => {
+                    tracing::debug!(target_name = %self.name, status = %response.status(), "closed upstream session")
+                }
+                _ => {
+                    tracing::debug!(target_name = %self.name, "could not close the upstream session")
+                }
+            }
+        })
+    }
 }
 
 fn is_session_expired_error(error: &RawValue) -> bool {

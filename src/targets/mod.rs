@@ -52,6 +52,8 @@ pub trait Target: Send + Sync {
         params: String,
         notify: Option<NotificationSink>,
     ) -> BoxFuture<'a, Result<Reply, TargetError>>;
+    /// Releases upstream resources (e.g. ends the MCP session) at shutdown. Best effort.
+    fn close(&self) -> BoxFuture<'_, ()>;
 }
 
 pub fn build(config: &TargetConfig) -> anyhow::Result<Arc<dyn Target>> {
