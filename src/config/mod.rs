@@ -3,6 +3,7 @@
 //! Vocabulary follows AgentCore Gateway: the sidecar has `targets`, each with a `kind` and a
 //! `credential_provider`. Every validation error names the field it is about.
 
+mod credentials;
 mod interpolate;
 mod secret;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use credentials::CredentialProviderConfig;
 pub use interpolate::interpolate_env;
 pub use secret::Secret;
 
@@ -134,22 +136,6 @@ pub struct TargetConfig {
     pub credential_provider: CredentialProviderConfig,
 }
 
-/// How outbound requests to a target are authenticated.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum CredentialProviderConfig {
-    #[default]
-    None,
-    /// A static secret in one header, e.g. `x-api-key: …` or `Authorization: Bearer …`.
-    ApiKey {
-        #[serde(default = "default_api_key_header")]
-        header: String,
-        #[serde(default)]
-        prefix: String,
-        value: Secret,
-    },
-}
-
 fn default_true() -> bool {
     true
 }
@@ -170,9 +156,6 @@ fn default_queue_timeout_ms() -> u64 {
 }
 fn default_max_message_bytes() -> usize {
     32 * 1024 * 1024
-}
-fn default_api_key_header() -> String {
-    "x-api-key".into()
 }
 
 impl TargetConfig {
@@ -333,15 +316,9 @@ impl Config {
                 validate_header(name, value.expose())
                     .map_err(|p| ConfigError::new(at(&format!("headers.{name}")), p))?;
             }
-            if let CredentialProviderConfig::ApiKey {
-                header,
-                prefix,
-                value,
-            } = &t.credential_provider
-            {
-                validate_header(header, &format!("{prefix}{}", value.expose()))
-                    .map_err(|p| ConfigError::new(at("credential_provider"), p))?;
-            }
+            t.credential_provider.validate().map_err(|(field, p)| {
+                ConfigError::new(at(&format!("credential_provider{field}")), p)
+            })?;
         }
         Ok(())
     }
@@ -369,7 +346,7 @@ fn validate_target_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_header(name: &str, value: &str) -> Result<(), String> {
+pub(crate) fn validate_header(name: &str, value: &str) -> Result<(), String> {
     http::HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| format!("`{name}` is not a valid header name"))?;
     http::HeaderValue::from_str(value)
