@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the peers the integration tests run against (idempotent):
-#   .venv        Python MCP SDK 1.x (FastMCP upstream + 1.x client), pytest, httpx
+#   .venv        Python MCP SDK 1.x (FastMCP upstream + 1.x client), pytest, httpx, PyJWT + cryptography (test OAuth issuer)
 #   .venv-mcp2   Python MCP SDK 2.x (client that opens with 2026-07-28 server/discover)
 #   tests/peers/node/node_modules   server-everything + TypeScript SDK (pinned by package-lock.json)
 # Needs only python3 (3.10+, with venv/pip) and Node 20+ with npm.
@@ -13,7 +13,7 @@ PY="${PYTHON:-python3}"
 PIP_FLAGS=(--disable-pip-version-check --quiet --no-input)
 
 # Requirements are spelled here (not in a file) so the stamp below changes with them.
-REQ_V1=("mcp>=1.27,<2" "pytest>=8,<10" "pytest-timeout>=2.3,<3" "httpx>=0.27,<1")
+REQ_V1=("mcp>=1.27,<2" "pytest>=8,<10" "pytest-timeout>=2.3,<3" "httpx>=0.27,<1" "pyjwt[crypto]>=2.8,<3")
 REQ_V2=("mcp>=2,<3")
 
 make_venv() { # dir, requirements...
@@ -61,7 +61,7 @@ else
 fi
 
 # Sanity: the peers actually import / resolve.
-.venv/bin/python -c 'import mcp.server.fastmcp, mcp.client.streamable_http, pytest, httpx'
+.venv/bin/python -c 'import mcp.server.fastmcp, mcp.client.streamable_http, pytest, httpx, jwt, cryptography.hazmat.primitives.asymmetric.ed25519, uvicorn'
 .venv-mcp2/bin/python -c 'import mcp.client.streamable_http'
 (cd "$NODE_DIR" && node -e 'import("@modelcontextprotocol/sdk/client/streamableHttp.js").then(()=>0)' \
   && test -f node_modules/@modelcontextprotocol/server-everything/dist/index.js)
