@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ACCEPT_BOTH, MAX_BODY_BYTES, PROTOCOL, Proc, RawMcp, base_of
+from conftest import ACCEPT_BOTH, MAX_BODY_BYTES, PROTOCOL, Proc, RawMcp, base_of, response_messages
 
 HEADERS = {"Accept": ACCEPT_BOTH, "Content-Type": "application/json", "MCP-Protocol-Version": PROTOCOL}
 
@@ -201,3 +201,29 @@ def test_readyz_lists_both_targets(sidecar: Proc, sidecar_tools) -> None:
         assert t["last_error"] in (None, ""), body
         assert t["last_success"], body
     assert body["tools"] == len(sidecar_tools), body
+
+
+def test_sse_only_accept_gets_sse(sidecar: Proc) -> None:
+    r = post_raw(sidecar.url, tools_list_body(), {"Accept": "text/event-stream"})
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["content-type"].startswith("text/event-stream"), r.headers
+    msgs = [m for m in response_messages(r) if m.get("id") == 1]
+    assert msgs and any(t["name"] == "fast___echo" for t in msgs[0]["result"]["tools"]), r.text[:500]
+
+
+def test_progress_token_with_json_only_accept_gets_json(sidecar: Proc) -> None:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {
+            "name": "everything___trigger-long-running-operation",
+            "arguments": {"duration": 0.3, "steps": 3},
+            "_meta": {"progressToken": "json-only"},
+        },
+    }
+    r = post_raw(sidecar.url, json.dumps(body), {"Accept": "application/json"})
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["content-type"].startswith("application/json"), r.headers
+    msg = r.json()
+    assert msg["id"] == 3 and "completed" in msg["result"]["content"][0]["text"], msg

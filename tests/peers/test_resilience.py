@@ -102,3 +102,30 @@ def test_slow_upstream_times_out_with_named_error(logdir, everything: Proc, proc
         assert FAST_TIMEOUT_MS / 1000 - 0.2 <= elapsed < FAST_TIMEOUT_MS / 1000 + 3, f"timed out after {elapsed:.2f}s"
         # Meanwhile the catalog still answers.
         assert any(t["name"] == "fast___slow" for t in c.list_tools())
+
+
+def test_target_down_from_start_is_not_ready(logdir, procs) -> None:
+    """No definitions at all: /readyz is 503 and says why; tools/list answers at once, empty."""
+    from conftest import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/mcp"  # nothing listens there
+    cfg = sidecar_config([target_toml("ghost", dead, connect_timeout_ms=500, sync_timeout_ms=2000)])
+    sc = procs(start_sidecar(logdir, cfg))
+    deadline = time.monotonic() + 15
+    body = None
+    while time.monotonic() < deadline:
+        r = httpx.get(base_of(sc.url) + "/readyz", timeout=5)
+        assert r.status_code in (200, 503), r.text
+        body = r.json()
+        ghost = {t["name"]: t for t in body.get("targets", [])}.get("ghost") or {}
+        if ghost.get("last_error"):
+            break
+        time.sleep(0.2)
+    assert r.status_code == 503, (r.status_code, body)
+    assert body["ready"] is False and body["tools"] == 0, body
+    ghost = {t["name"]: t for t in body["targets"]}["ghost"]
+    assert ghost["tools"] == 0 and ghost["last_error"], ghost
+    with RawMcp(sc.url) as c:
+        t0 = time.monotonic()
+        assert c.list_tools() == []
+        assert time.monotonic() - t0 < 1.0
