@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use credentials::CredentialProviderConfig;
+pub use credentials::{
+    AssumeRoleConfig, ClientAuthMethod, CredentialProviderConfig, OAuthClientCredentialsConfig,
+    ScopeSource, SigningScope, Sigv4Config, infer_scope,
+};
 pub use interpolate::interpolate_env;
 pub use secret::Secret;
 
@@ -134,6 +137,15 @@ pub struct TargetConfig {
     pub headers: BTreeMap<String, Secret>,
     #[serde(default)]
     pub credential_provider: CredentialProviderConfig,
+    /// Entries merged into `params._meta` of every `tools/call` sent to this target (the
+    /// caller's own `_meta` keys win), e.g. `{ AWS_REGION = "us-west-2" }` for the AWS MCP
+    /// Server's operating region.
+    #[serde(default)]
+    pub meta: serde_json::Map<String, serde_json::Value>,
+    /// Retries of a throttled request (HTTP 429, or 503 with `Retry-After`), with jittered
+    /// backoff that honours `Retry-After`, always within `request_timeout_ms`.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
 }
 
 fn default_true() -> bool {
@@ -157,6 +169,9 @@ fn default_queue_timeout_ms() -> u64 {
 fn default_max_message_bytes() -> usize {
     32 * 1024 * 1024
 }
+fn default_max_retries() -> u32 {
+    3
+}
 
 impl TargetConfig {
     /// A target with defaults for everything but its name and URL (zero-file mode).
@@ -175,6 +190,8 @@ impl TargetConfig {
             sync_interval_secs: None,
             headers: BTreeMap::new(),
             credential_provider: CredentialProviderConfig::None,
+            meta: serde_json::Map::new(),
+            max_retries: default_max_retries(),
         }
     }
 
@@ -316,7 +333,7 @@ impl Config {
                 validate_header(name, value.expose())
                     .map_err(|p| ConfigError::new(at(&format!("headers.{name}")), p))?;
             }
-            t.credential_provider.validate().map_err(|(field, p)| {
+            t.credential_provider.validate(&url).map_err(|(field, p)| {
                 ConfigError::new(at(&format!("credential_provider{field}")), p)
             })?;
         }

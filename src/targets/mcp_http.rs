@@ -9,14 +9,21 @@
 //! `try_get_with` coalesces concurrent first requests into one handshake). A 404 on a request
 //! that carried a session id, or a session-expired JSON-RPC error, drops that session;
 //! the request is retried once on a fresh one.
+//!
+//! Below sessions, [`McpHttpTarget::send`] handles what HTTP alone can fix: a throttled answer
+//! (429, 503 with `Retry-After`, AWS `ThrottlingException`) is retried with jittered backoff
+//! that honours `Retry-After`, within the call's deadline; a 401/403 that the credential
+//! provider can fix (a refused OAuth token, AWS credentials expired early) is retried once
+//! with fresh credentials. A final refusal names the credential source and what the target
+//! (e.g. AWS) answered.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderValue;
-use http::header::{ACCEPT, CONTENT_TYPE};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue};
 use moka::future::Cache;
 use moka::ops::compute::Op;
 use serde::Deserialize;
@@ -25,7 +32,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
 
-use super::auth::{CredentialProvider, provider_for};
+use super::auth::{CredentialProvider, Refusal, provider_for};
 use super::sse::SseParser;
 use super::{BoxFuture, FailureKind, Listing, NotificationSink, Reply, Target, TargetError};
 use crate::config::TargetConfig;
@@ -41,6 +48,11 @@ const SESSION_EXPIRED_CODE: i64 = -30001;
 const MAX_LIST_PAGES: usize = 1000;
 /// How much of an error body is quoted in an error message.
 const ERROR_BODY_QUOTE: usize = 300;
+/// How much of a 401/403 answer is read to learn why (AWS error documents are small).
+const REFUSAL_BODY_LIMIT: usize = 4096;
+/// Backoff of throttled requests without `Retry-After`: first delay and cap.
+const THROTTLE_BACKOFF_BASE: Duration = Duration::from_millis(200);
+const THROTTLE_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 pub struct McpHttpTarget {
     name: String,
@@ -56,6 +68,9 @@ pub struct McpHttpTarget {
     max_concurrency: usize,
     sessions: Cache<(), Arc<Session>>,
     next_id: AtomicU64,
+    /// Merged into `params._meta` of `tools/call` (None when the target configures none).
+    meta: Option<Map<String, Value>>,
+    max_retries: u32,
 }
 
 /// One upstream session, as `initialize` established it.
@@ -106,6 +121,8 @@ impl McpHttpTarget {
             max_concurrency: config.max_concurrency,
             sessions: Cache::builder().max_capacity(1).build(),
             next_id: AtomicU64::new(1),
+            meta: (!config.meta.is_empty()).then(|| config.meta.clone()),
+            max_retries: config.max_retries,
         })
     }
 
@@ -203,17 +220,20 @@ impl McpHttpTarget {
         deadline: Instant,
     ) -> Result<(), TargetError> {
         let body = Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        let response = timeout_at(deadline, self.post(Some(session), body))
-            .await
-            .map_err(|_| {
-                self.error(
-                    FailureKind::Timeout,
-                    "no answer to notifications/initialized",
-                )
-            })??;
+        let response = timeout_at(
+            deadline,
+            self.send(Some(session), body, deadline, "notifications/initialized"),
+        )
+        .await
+        .map_err(|_| {
+            self.error(
+                FailureKind::Timeout,
+                "no answer to notifications/initialized",
+            )
+        })??;
         if !response.status().is_success() {
             return Err(self
-                .status_error(response, "notifications/initialized")
+                .status_error(response, "notifications/initialized", "")
                 .await);
         }
         Ok(())
@@ -270,7 +290,9 @@ impl McpHttpTarget {
         let body =
             format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#);
         let work = async {
-            let response = self.post(session, Bytes::from(body)).await?;
+            let response = self
+                .send(session, Bytes::from(body), deadline, method)
+                .await?;
             let session_id = response.headers().get(SESSION_HEADER).cloned();
             let reply = self
                 .read_reply(
@@ -294,11 +316,68 @@ impl McpHttpTarget {
         })?
     }
 
+    /// Sends one message, retrying what HTTP alone can fix (see the module docs). Other
+    /// answers are returned as they are, for [`Self::read_reply`].
+    async fn send(
+        &self,
+        session: Option<&Session>,
+        body: Bytes,
+        deadline: Instant,
+        method: &str,
+    ) -> Result<reqwest::Response, TargetError> {
+        let mut throttled = 0u32;
+        let mut refreshed = false;
+        loop {
+            let (response, sent_authorization) = self.post(session, body.clone()).await?;
+            let status = response.status().as_u16();
+            if is_throttled(status, response.headers()) {
+                let delay = retry_delay(response.headers(), throttled);
+                let note = if throttled >= self.max_retries {
+                    Some(format!("gave up after {throttled} retries"))
+                } else if Instant::now() + delay >= deadline {
+                    Some(format!(
+                        "{} retries; the next ({} ms later) would pass the deadline",
+                        throttled,
+                        delay.as_millis()
+                    ))
+                } else {
+                    None
+                };
+                if let Some(note) = note {
+                    return Err(self.status_error(response, method, &note).await);
+                }
+                throttled += 1;
+                tracing::info!(target_name = %self.name, status, delay_ms = delay.as_millis() as u64,
+                    "{method} throttled; retry {throttled} of {}", self.max_retries);
+                drop(response);
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            if status == 401 || status == 403 {
+                let headers = response.headers().clone();
+                let answer = read_prefix(response, REFUSAL_BODY_LIMIT).await;
+                let refusal = Refusal {
+                    status,
+                    headers: &headers,
+                    body: &answer,
+                    sent_authorization: sent_authorization.as_ref(),
+                };
+                if !refreshed && self.credentials.refused(&refusal).await {
+                    refreshed = true;
+                    continue;
+                }
+                return Err(self.refusal_error(&refusal, method, refreshed));
+            }
+            return Ok(response);
+        }
+    }
+
+    /// One HTTP POST of `body`, authorized; also returns the `Authorization` header it carried.
     async fn post(
         &self,
         session: Option<&Session>,
         body: Bytes,
-    ) -> Result<reqwest::Response, TargetError> {
+    ) -> Result<(reqwest::Response, Option<HeaderValue>), TargetError> {
         let mut request = self
             .client
             .post(self.url.clone())
@@ -319,11 +398,15 @@ impl McpHttpTarget {
             .await
             .map_err(|e| {
                 self.error(
-                    FailureKind::Unreachable,
-                    format!("credentials ({}) failed: {e}", self.credentials.describe()),
+                    FailureKind::Credentials,
+                    format!(
+                        "cannot authorize with {}: {e:#}",
+                        self.credentials.describe()
+                    ),
                 )
             })?;
-        self.client.execute(request).await.map_err(|e| {
+        let sent_authorization = request.headers().get(AUTHORIZATION).cloned();
+        let response = self.client.execute(request).await.map_err(|e| {
             let kind = if e.is_timeout() {
                 FailureKind::Timeout
             } else {
@@ -336,7 +419,31 @@ impl McpHttpTarget {
                 kind,
                 format!("{} {}{cause}", self.display_url, e.without_url()),
             )
-        })
+        })?;
+        Ok((response, sent_authorization))
+    }
+
+    /// A final 401/403: names the credential source and what the target said.
+    fn refusal_error(&self, refusal: &Refusal<'_>, method: &str, refreshed: bool) -> TargetError {
+        let status = http::StatusCode::from_u16(refusal.status)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|_| refusal.status.to_string());
+        let why = match self.credentials.explain(refusal) {
+            Some(why) => why,
+            None => format!("credentials rejected: {}", quote(refusal.body)),
+        };
+        self.error(
+            FailureKind::HttpStatus(refusal.status),
+            format!(
+                "{method} → {status}; credentials: {}; {why}{}",
+                self.credentials.describe(),
+                if refreshed {
+                    " (also after fetching fresh credentials)"
+                } else {
+                    ""
+                }
+            ),
+        )
     }
 
     async fn read_reply(
@@ -352,7 +459,7 @@ impl McpHttpTarget {
             return Err(self.error(FailureKind::SessionExpired, "HTTP 404 for the session"));
         }
         if !status.is_success() {
-            return Err(self.status_error(response, method).await);
+            return Err(self.status_error(response, method, "").await);
         }
         let content_type = response
             .headers()
@@ -472,7 +579,12 @@ impl McpHttpTarget {
         )
     }
 
-    async fn status_error(&self, mut response: reqwest::Response, method: &str) -> TargetError {
+    async fn status_error(
+        &self,
+        mut response: reqwest::Response,
+        method: &str,
+        note: &str,
+    ) -> TargetError {
         let status = response.status();
         let mut body = Vec::new();
         while let Ok(Some(chunk)) = response.chunk().await {
@@ -482,10 +594,11 @@ impl McpHttpTarget {
             }
         }
         let hint = match status.as_u16() {
-            401 | 403 => " (credentials rejected)",
-            404 => " (check the target url)",
-            429 => " (throttled)",
-            _ => "",
+            401 | 403 => " (credentials rejected)".to_string(),
+            404 => " (check the target url)".to_string(),
+            _ if !note.is_empty() => format!(" (throttled; {note})"),
+            429 => " (throttled)".to_string(),
+            _ => String::new(),
         };
         self.error(
             FailureKind::HttpStatus(status.as_u16()),
@@ -604,6 +717,11 @@ impl Target for McpHttpTarget {
     ) -> BoxFuture<'a, Result<Reply, TargetError>> {
         Box::pin(async move {
             let deadline = Instant::now() + self.request_timeout;
+            let params = match &self.meta {
+                Some(meta) if method == "tools/call" => inject_meta(&params, meta)
+                    .map_err(|e| self.error(FailureKind::BadResponse, e))?,
+                _ => params,
+            };
             self.bounded(
                 method,
                 deadline,
@@ -641,6 +759,121 @@ impl Target for McpHttpTarget {
             }
         })
     }
+}
+
+/// Merges `meta` into `params._meta` (keys the caller sent win).
+fn inject_meta(params: &str, meta: &Map<String, Value>) -> Result<String, String> {
+    let mut object: Map<String, Value> =
+        serde_json::from_str(params).map_err(|e| format!("params are not an object: {e}"))?;
+    let entry = object
+        .entry("_meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(existing) = entry else {
+        return Err("params._meta is not an object".into());
+    };
+    for (k, v) in meta {
+        existing.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    Ok(Value::Object(object).to_string())
+}
+
+/// A throttled answer: 429; 503 with `Retry-After`; or AWS's throttling error types.
+fn is_throttled(status: u16, headers: &HeaderMap) -> bool {
+    let aws_throttling = || {
+        headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| {
+                t.starts_with("Throttling")
+                    || t.starts_with("TooManyRequests")
+                    || t.starts_with("RequestLimitExceeded")
+            })
+    };
+    match status {
+        429 => true,
+        503 => headers.contains_key(RETRY_AFTER) || aws_throttling(),
+        400 => aws_throttling(),
+        _ => false,
+    }
+}
+
+/// How long to wait before retry `attempt` (0-based): `Retry-After` (seconds or an HTTP
+/// date) plus up to 10 % jitter, or else full-jitter exponential backoff.
+fn retry_delay(headers: &HeaderMap, attempt: u32) -> Duration {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    if let Some(after) = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
+    {
+        let jitter_cap = (after / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        return after + jitter_cap.mul_f64(rng.random::<f64>());
+    }
+    let cap = THROTTLE_BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(THROTTLE_BACKOFF_MAX);
+    cap.mul_f64(0.5 + 0.5 * rng.random::<f64>())
+}
+
+/// `Retry-After`: delay-seconds or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(3600)));
+    }
+    let at = parse_http_date(value)?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+            .min(Duration::from_secs(3600)),
+    )
+}
+
+fn parse_http_date(value: &str) -> Option<std::time::SystemTime> {
+    // "Sun, 06 Nov 1994 08:49:37 GMT"
+    let rest = value.split_once(", ")?.1;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    if parts.len() != 5 || parts[4] != "GMT" {
+        return None;
+    }
+    let day: i64 = parts[0].parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[1])? as i64
+        + 1;
+    let year: i64 = parts[2].parse().ok()?;
+    let hms: Vec<i64> = parts[3]
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    if hms.len() != 3 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+/// Reads at most about `limit` bytes of a body (errors just end it).
+async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    body
 }
 
 fn is_session_expired_error(error: &RawValue) -> bool {

@@ -79,6 +79,8 @@ pub enum FailureKind {
     SessionExpired,
     /// The target answered `initialize` or `tools/list` with a JSON-RPC error.
     Rejected,
+    /// No outbound credentials could be obtained (AWS credential source, token endpoint).
+    Credentials,
 }
 
 impl FailureKind {
@@ -92,6 +94,7 @@ impl FailureKind {
             FailureKind::Overloaded => "overloaded",
             FailureKind::SessionExpired => "session_expired",
             FailureKind::Rejected => "rejected",
+            FailureKind::Credentials => "credentials",
         }
     }
 }
@@ -123,6 +126,7 @@ impl fmt::Display for TargetError {
             FailureKind::Overloaded => "is at its concurrency limit".to_string(),
             FailureKind::SessionExpired => "lost its session".to_string(),
             FailureKind::Rejected => "rejected the request".to_string(),
+            FailureKind::Credentials => "has no usable credentials".to_string(),
         };
         write!(
             f,
