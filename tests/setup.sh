@@ -13,7 +13,7 @@ PY="${PYTHON:-python3}"
 PIP_FLAGS=(--disable-pip-version-check --quiet --no-input)
 
 # Requirements are spelled here (not in a file) so the stamp below changes with them.
-REQ_V1=("mcp>=1.27,<2" "pytest>=8,<10" "pytest-timeout>=2.3,<3" "httpx>=0.27,<1" "pyjwt[crypto]>=2.8,<3")
+REQ_V1=("mcp>=1.27,<2" "pytest>=8,<10" "pytest-timeout>=2.3,<3" "httpx>=0.27,<1" "pyjwt[crypto]>=2.8,<3" "botocore>=1.34,<2")
 REQ_V2=("mcp>=2,<3")
 
 make_venv() { # dir, requirements...
@@ -61,7 +61,7 @@ else
 fi
 
 # Sanity: the peers actually import / resolve.
-.venv/bin/python -c 'import mcp.server.fastmcp, mcp.client.streamable_http, pytest, httpx, jwt, cryptography.hazmat.primitives.asymmetric.ed25519, uvicorn'
+.venv/bin/python -c 'import mcp.server.fastmcp, mcp.client.streamable_http, pytest, httpx, jwt, cryptography.hazmat.primitives.asymmetric.ed25519, uvicorn, botocore.auth'
 .venv-mcp2/bin/python -c 'import mcp.client.streamable_http'
 (cd "$NODE_DIR" && node -e 'import("@modelcontextprotocol/sdk/client/streamableHttp.js").then(()=>0)' \
   && test -f node_modules/@modelcontextprotocol/server-everything/dist/index.js)
