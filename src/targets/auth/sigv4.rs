@@ -10,8 +10,8 @@
 use std::time::SystemTime;
 
 use aws_sigv4::http_request::{
-    PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, UriPathNormalizationMode,
-    sign,
+    PayloadChecksumKind, SessionTokenMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode, sign,
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
@@ -163,6 +163,9 @@ pub struct SignOptions {
     pub normalize_path: bool,
     /// Add and sign `x-amz-content-sha256` (the hex SHA-256 of the body).
     pub content_sha256_header: bool,
+    /// Sign `x-amz-security-token` (every service but a few legacy ones expects it signed);
+    /// when false it is added after signing.
+    pub sign_session_token: bool,
 }
 
 impl SignOptions {
@@ -170,6 +173,7 @@ impl SignOptions {
     pub const OUTBOUND: SignOptions = SignOptions {
         normalize_path: true,
         content_sha256_header: true,
+        sign_session_token: true,
     };
 }
 
@@ -199,6 +203,11 @@ pub fn sign_request(
         UriPathNormalizationMode::Enabled
     } else {
         UriPathNormalizationMode::Disabled
+    };
+    settings.session_token_mode = if options.sign_session_token {
+        SessionTokenMode::Include
+    } else {
+        SessionTokenMode::Exclude
     };
     let params = v4::SigningParams::builder()
         .identity(identity)
