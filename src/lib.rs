@@ -82,7 +82,11 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
         targets: targets.clone(),
         page_size: config.catalog.page_size,
     });
-    let app = inbound::router(relay, &config.inbound);
+    let auth = inbound::auth::Authenticator::new(&config.inbound)?;
+    if let Some(auth) = &auth {
+        auth.spawn_key_refresh();
+    }
+    let app = inbound::router(relay, &config.inbound, auth);
     let local_addr = listener.local_addr()?;
     let url = format!("http://{local_addr}{}", config.inbound.path);
     let server = tokio::spawn(async move {

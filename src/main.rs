@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use mcp_sidecar::config::{Config, ConfigError, InboundAuth, TargetConfig};
+use mcp_sidecar::config::{AuthorizerConfig, Config, ConfigError, InboundAuth, TargetConfig};
 use mcp_sidecar::targets::auth::provider_for;
 use tokio::net::TcpListener;
 
@@ -60,9 +60,37 @@ struct Source {
     /// MCP endpoint path (overrides the config file).
     #[arg(long, env = "MCP_SIDECAR_PATH")]
     path: Option<String>,
-    /// "none": accept unauthenticated callers beyond loopback (explicit opt-in).
+    /// "jwt" (with --jwt-discovery-url) or "none": accept unauthenticated callers beyond
+    /// loopback (explicit opt-in).
     #[arg(long, env = "MCP_SIDECAR_INBOUND_AUTH")]
     inbound_auth: Option<String>,
+    /// Adds a JWT authorizer: the IdP's OIDC discovery URL.
+    #[arg(long, env = "MCP_SIDECAR_JWT_DISCOVERY_URL")]
+    jwt_discovery_url: Option<String>,
+    /// The authorizer's allowed clients (`client_id`), comma-separated.
+    #[arg(
+        long,
+        env = "MCP_SIDECAR_JWT_ALLOWED_CLIENTS",
+        value_delimiter = ',',
+        requires = "jwt_discovery_url"
+    )]
+    jwt_allowed_clients: Vec<String>,
+    /// The authorizer's allowed audiences, comma-separated.
+    #[arg(
+        long,
+        env = "MCP_SIDECAR_JWT_ALLOWED_AUDIENCES",
+        value_delimiter = ',',
+        requires = "jwt_discovery_url"
+    )]
+    jwt_allowed_audiences: Vec<String>,
+    /// The authorizer's allowed scopes (any one suffices), comma-separated.
+    #[arg(
+        long,
+        env = "MCP_SIDECAR_JWT_ALLOWED_SCOPES",
+        value_delimiter = ',',
+        requires = "jwt_discovery_url"
+    )]
+    jwt_allowed_scopes: Vec<String>,
     /// Extra allowed Host values, comma-separated ("*" = any).
     #[arg(long, env = "MCP_SIDECAR_ALLOWED_HOSTS", value_delimiter = ',')]
     allowed_hosts: Vec<String>,
@@ -94,12 +122,26 @@ impl Source {
         match self.inbound_auth.as_deref() {
             None => {}
             Some("none") => config.inbound.auth = Some(InboundAuth::None),
+            Some("jwt") => config.inbound.auth = Some(InboundAuth::Jwt),
             Some(other) => {
                 return Err(ConfigError::new(
                     "inbound.auth",
-                    format!("`{other}` is not a known mode (known: none)"),
+                    format!("`{other}` is not a known mode (known: jwt, none)"),
                 ));
             }
+        }
+        if let Some(discovery_url) = &self.jwt_discovery_url {
+            let nonempty = |v: &[String]| {
+                v.iter()
+                    .filter(|s| !s.is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            let mut authorizer = AuthorizerConfig::new(discovery_url);
+            authorizer.allowed_clients = nonempty(&self.jwt_allowed_clients);
+            authorizer.allowed_audiences = nonempty(&self.jwt_allowed_audiences);
+            authorizer.allowed_scopes = nonempty(&self.jwt_allowed_scopes);
+            config.inbound.authorizers.push(authorizer);
         }
         config
             .inbound
@@ -195,16 +237,52 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
     println!("inbound:");
     println!("  listen        {} (path {})", i.listen, i.path);
     let loopback = config.listen_addr()?.ip().is_loopback();
-    let auth = match (i.auth, loopback) {
+    let auth = match (i.auth_mode(), loopback) {
+        (Some(InboundAuth::Jwt), _) => "JWT bearer tokens (authorizers below)",
         (Some(InboundAuth::None), false) => {
-            "none — unauthenticated beyond loopback, explicitly allowed by inbound.auth"
+            "none — unauthenticated beyond loopback, explicitly allowed by inbound.auth = \"none\""
         }
         (Some(InboundAuth::None), true) => "none (loopback only)",
         (None, _) => {
-            "none (loopback only; set an authorizer or inbound.auth = \"none\" to listen wider)"
+            "none (loopback only; add an authorizer, or set inbound.auth = \"none\" to listen wider)"
         }
     };
     println!("  auth          {auth}");
+    for a in &i.authorizers {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "any".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        println!("  authorizer    {}", a.discovery_url);
+        println!("    clients     {}", list(&a.allowed_clients));
+        println!("    audiences   {}", list(&a.allowed_audiences));
+        println!("    scopes      {} (one of)", list(&a.allowed_scopes));
+        for c in &a.custom_claims {
+            println!(
+                "    claim       {} {:?} {:?}",
+                c.name, c.value_type, c.operator
+            );
+        }
+        println!(
+            "    keys        refreshed every {} s; unknown kid refetch at most every {} s; leeway {} s",
+            a.jwks_refresh_secs, a.jwks_min_refetch_secs, a.leeway_secs
+        );
+    }
+    for r in &i.tool_rules {
+        println!(
+            "  tool rule     {} → scopes [{}]{}",
+            r.tools.join(", "),
+            r.required_scopes.join(" "),
+            if r.custom_claims.is_empty() {
+                ""
+            } else {
+                " + claim conditions (hidden otherwise)"
+            }
+        );
+    }
     println!("  body limit    {} bytes", i.max_body_bytes);
     let hosts = if i.allowed_hosts.is_empty() {
         "loopback names only".to_string()

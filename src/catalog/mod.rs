@@ -134,7 +134,7 @@ impl Catalog {
         self.index.get(exposed).map(|&i| &self.entries[i])
     }
 
-    /// One page of tools after `cursor`, and the cursor for the next page.
+    /// One page of the tools `visible` admits, after `cursor`, and the cursor for the next.
     ///
     /// The cursor is the last exposed name of the previous page (opaque to clients). Paging
     /// by name rather than by offset keeps pages consistent when a sync changes the catalog
@@ -143,7 +143,8 @@ impl Catalog {
         &self,
         cursor: Option<&str>,
         size: usize,
-    ) -> Result<(&[ToolEntry], Option<String>), InvalidCursor> {
+        visible: impl Fn(&ToolEntry) -> bool,
+    ) -> Result<(Vec<&ToolEntry>, Option<String>), InvalidCursor> {
         let start = match cursor {
             None => 0,
             Some(c) => {
@@ -152,9 +153,13 @@ impl Catalog {
                     .partition_point(|e| e.exposed.as_str() <= after)
             }
         };
-        let end = (start + size).min(self.entries.len());
-        let page = &self.entries[start..end];
-        let next = (end < self.entries.len()).then(|| encode_cursor(&page[page.len() - 1].exposed));
+        let mut rest = self.entries[start..].iter().filter(|e| visible(e));
+        let page: Vec<&ToolEntry> = rest.by_ref().take(size).collect();
+        let more = rest.next().is_some();
+        let next = match page.last() {
+            Some(last) if more => Some(encode_cursor(&last.exposed)),
+            _ => None,
+        };
         Ok((page, next))
     }
 }
@@ -211,13 +216,11 @@ pub struct TargetStatus {
     pub name: String,
     pub state: SyncState,
     pub tools: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Always present (null until the first success / while there is no error), so
+    /// monitoring can rely on the keys.
     pub last_success: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<String>,
 }
 
@@ -450,12 +453,12 @@ mod tests {
             tools: &t,
             instructions: None,
         }]);
-        let (p1, c1) = cat.page(None, 10).unwrap();
+        let (p1, c1) = cat.page(None, 10, |_| true).unwrap();
         assert_eq!(p1.len(), 10);
         assert_eq!(p1[0].exposed, "x___t00");
-        let (p2, c2) = cat.page(c1.as_deref(), 10).unwrap();
+        let (p2, c2) = cat.page(c1.as_deref(), 10, |_| true).unwrap();
         assert_eq!(p2[0].exposed, "x___t10");
-        let (p3, c3) = cat.page(c2.as_deref(), 10).unwrap();
+        let (p3, c3) = cat.page(c2.as_deref(), 10, |_| true).unwrap();
         assert_eq!(p3.len(), 5);
         assert!(c3.is_none());
         // A catalog without t10..t12 still continues right after the cursor's name.
@@ -472,10 +475,10 @@ mod tests {
             instructions: None,
         }]);
         assert_eq!(
-            cat2.page(c1.as_deref(), 10).unwrap().0[0].exposed,
+            cat2.page(c1.as_deref(), 10, |_| true).unwrap().0[0].exposed,
             "x___t13"
         );
-        assert!(cat.page(Some("garbage"), 10).is_err());
+        assert!(cat.page(Some("garbage"), 10, |_| true).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Vocabulary follows AgentCore Gateway: the sidecar has `targets`, each with a `kind` and a
 //! `credential_provider`. Every validation error names the field it is about.
 
+mod authorizer;
 mod credentials;
 mod interpolate;
 mod secret;
@@ -14,6 +15,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use authorizer::{
+    AuthorizerConfig, ClaimCondition, ClaimOperator, ClaimValueType, ToolRuleConfig,
+};
 pub use credentials::{
     AssumeRoleConfig, ClientAuthMethod, CredentialProviderConfig, OAuthClientCredentialsConfig,
     ScopeSource, SigningScope, Sigv4Config, infer_scope,
@@ -60,15 +64,31 @@ pub struct InboundConfig {
     pub allowed_hosts: Vec<String>,
     /// Extra `Origin` values accepted on `/mcp`; loopback origins are always accepted; `"*"` = any.
     pub allowed_origins: Vec<String>,
-    /// Inbound authentication. Unset means "loopback only"; `"none"` is the explicit opt-in
-    /// to an unauthenticated listener beyond loopback.
+    /// Inbound authentication: `"jwt"` (the authorizers below) or `"none"`. Unset means
+    /// `"jwt"` when authorizers are given, else "no auth, loopback only"; `"none"` is the
+    /// explicit opt-in to an unauthenticated listener beyond loopback.
     pub auth: Option<InboundAuth>,
+    /// Accepted token issuers (AgentCore `customJWTAuthorizer`s).
+    pub authorizers: Vec<AuthorizerConfig>,
+    /// Per-tool authorization rules (need `auth = "jwt"`).
+    pub tool_rules: Vec<ToolRuleConfig>,
+    /// This endpoint's canonical URI for RFC 9728 metadata; default: from the request's Host.
+    pub resource: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InboundAuth {
     None,
+    Jwt,
+}
+
+impl InboundConfig {
+    /// The effective mode: explicit, or JWT when authorizers are configured.
+    pub fn auth_mode(&self) -> Option<InboundAuth> {
+        self.auth
+            .or((!self.authorizers.is_empty()).then_some(InboundAuth::Jwt))
+    }
 }
 
 impl Default for InboundConfig {
@@ -80,6 +100,9 @@ impl Default for InboundConfig {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             auth: None,
+            authorizers: Vec::new(),
+            tool_rules: Vec::new(),
+            resource: None,
         }
     }
 }
@@ -245,7 +268,8 @@ impl Config {
     /// Checks everything that types alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let listen = self.listen_addr()?;
-        if !listen.ip().is_loopback() && self.inbound.auth.is_none() {
+        self.validate_inbound_auth()?;
+        if !listen.ip().is_loopback() && self.inbound.auth_mode().is_none() {
             return Err(ConfigError::new(
                 "inbound.auth",
                 format!(
@@ -336,6 +360,45 @@ impl Config {
             t.credential_provider.validate(&url).map_err(|(field, p)| {
                 ConfigError::new(at(&format!("credential_provider{field}")), p)
             })?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_inbound_auth(&self) -> Result<(), ConfigError> {
+        let inbound = &self.inbound;
+        match inbound.auth_mode() {
+            Some(InboundAuth::Jwt) if inbound.authorizers.is_empty() => {
+                return Err(ConfigError::new(
+                    "inbound.authorizers",
+                    "auth = \"jwt\" needs at least one [[inbound.authorizers]] entry",
+                ));
+            }
+            Some(InboundAuth::None) if !inbound.authorizers.is_empty() => {
+                return Err(ConfigError::new(
+                    "inbound.auth",
+                    "is \"none\" but authorizers are configured; remove one or the other",
+                ));
+            }
+            Some(InboundAuth::Jwt) => {}
+            _ if !inbound.tool_rules.is_empty() => {
+                return Err(ConfigError::new(
+                    "inbound.tool_rules",
+                    "per-tool rules need JWT authorizers",
+                ));
+            }
+            _ => {}
+        }
+        for (i, a) in inbound.authorizers.iter().enumerate() {
+            a.validate(&format!("inbound.authorizers[{i}]"))?;
+        }
+        for (i, r) in inbound.tool_rules.iter().enumerate() {
+            r.validate(&format!("inbound.tool_rules[{i}]"))?;
+        }
+        if let Some(resource) = &inbound.resource {
+            url::Url::parse(resource)
+                .map_err(|e| ConfigError::new("inbound.resource", format!("not a URL: {e}")))?;
         }
         Ok(())
     }

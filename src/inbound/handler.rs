@@ -12,10 +12,41 @@ use http::{HeaderMap, StatusCode};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use super::auth::rules::{ToolAccess, ToolRules};
+use super::auth::{AuthError, Caller};
 use super::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Request, RpcError};
 use super::protocol::{self, STATELESS_SINCE};
 use crate::Relay;
+use crate::catalog::ToolEntry;
 use crate::targets::{Reply, TargetError};
+
+/// Who is asking and which per-tool rules apply (both absent when inbound auth is off).
+#[derive(Clone, Copy)]
+pub struct Gate<'a> {
+    pub rules: Option<&'a ToolRules>,
+    pub caller: Option<&'a Caller>,
+}
+
+impl Gate<'_> {
+    fn access(&self, tool: &str) -> ToolAccess {
+        match self.rules {
+            Some(rules) => rules.access(self.caller, tool),
+            None => ToolAccess::Allowed,
+        }
+    }
+}
+
+/// A dispatch failure: a JSON-RPC error, or a scope failure answered at the HTTP level.
+enum Failure {
+    Rpc(RpcError),
+    Auth(AuthError),
+}
+
+impl From<RpcError> for Failure {
+    fn from(e: RpcError) -> Self {
+        Failure::Rpc(e)
+    }
+}
 
 /// What the client accepts, from its `Accept` header.
 #[derive(Debug, Clone, Copy)]
@@ -115,27 +146,24 @@ impl Params {
     }
 }
 
+/// Answers one request. `Err` is a scope failure the caller turns into a 403 challenge.
 pub async fn handle(
     relay: &Relay,
     headers: &HeaderMap,
     request: Request,
     accepts: Accepts,
-) -> Response {
+    gate: Gate<'_>,
+) -> Result<Response, AuthError> {
     let id = request.id;
-    match dispatch(
-        relay,
-        headers,
-        &id,
-        &request.method,
-        request.params.as_deref(),
-        accepts,
+    let params = request.params.as_deref();
+    Ok(
+        match dispatch(relay, headers, &id, &request.method, params, accepts, gate).await {
+            Ok(Answer::Body(body)) => respond(StatusCode::OK, body, accepts),
+            Ok(Answer::Stream(response)) => response,
+            Err(Failure::Rpc(e)) => respond(e.status, e.body(Some(&id)), accepts),
+            Err(Failure::Auth(e)) => return Err(e),
+        },
     )
-    .await
-    {
-        Ok(Answer::Body(body)) => respond(StatusCode::OK, body, accepts),
-        Ok(Answer::Stream(response)) => response,
-        Err(e) => respond(e.status, e.body(Some(&id)), accepts),
-    }
 }
 
 enum Answer {
@@ -150,7 +178,8 @@ async fn dispatch(
     method: &str,
     raw_params: Option<&RawValue>,
     accepts: Accepts,
-) -> Result<Answer, RpcError> {
+    gate: Gate<'_>,
+) -> Result<Answer, Failure> {
     let params = Params::parse(raw_params)?;
     let name = match method {
         "tools/call" | "prompts/get" => params.string("name")?,
@@ -164,18 +193,16 @@ async fn dispatch(
         "initialize" => initialize(relay, &params)?,
         "server/discover" => discover(relay),
         "ping" => with_result_type("{}".into(), modern),
-        "tools/list" => list_tools(relay, &params, modern)?,
-        "tools/call" => return call_tool(relay, id, params, name, accepts, modern).await,
+        "tools/list" => list_tools(relay, &params, modern, gate)?,
+        "tools/call" => return call_tool(relay, id, params, name, accepts, modern, gate).await,
         // Prompts and resources are not relayed yet; syncing clients (the Gateway lists all
         // four) get an empty list rather than an error.
         "prompts/list" => empty_list("prompts", modern),
         "resources/list" => empty_list("resources", modern),
         "resources/templates/list" => empty_list("resourceTemplates", modern),
         other => {
-            return Err(RpcError::new(
-                METHOD_NOT_FOUND,
-                format!("method `{other}` is not supported by mcp-sidecar"),
-            ));
+            let message = format!("method `{other}` is not supported by mcp-sidecar");
+            return Err(RpcError::new(METHOD_NOT_FOUND, message).into());
         }
     };
     Ok(Answer::Body(jsonrpc::result_body(id, &result)))
@@ -261,11 +288,18 @@ fn empty_list(key: &str, modern: bool) -> String {
     format!(r#"{{"{key}":[]{}}}"#, listing_hints(modern))
 }
 
-fn list_tools(relay: &Relay, params: &Params, modern: bool) -> Result<String, RpcError> {
+fn list_tools(
+    relay: &Relay,
+    params: &Params,
+    modern: bool,
+    gate: Gate<'_>,
+) -> Result<String, RpcError> {
     let cursor = params.string("cursor")?;
     let catalog = relay.store.snapshot();
+    // A caller sees only the tools it may call (hidden and out-of-scope ones alike).
+    let visible = |e: &ToolEntry| gate.access(&e.exposed) == ToolAccess::Allowed;
     let (page, next) = catalog
-        .page(cursor.as_deref(), relay.page_size)
+        .page(cursor.as_deref(), relay.page_size, visible)
         .map_err(|_| RpcError::new(INVALID_PARAMS, "invalid cursor"))?;
     let size: usize = page.iter().map(|e| e.json.get().len() + 1).sum();
     let mut out = String::with_capacity(size + 96);
@@ -293,24 +327,34 @@ async fn call_tool(
     name: Option<String>,
     accepts: Accepts,
     modern: bool,
-) -> Result<Answer, RpcError> {
+    gate: Gate<'_>,
+) -> Result<Answer, Failure> {
     let name =
         name.ok_or_else(|| RpcError::new(INVALID_PARAMS, "tools/call needs `params.name`"))?;
+    let unknown = || {
+        RpcError::new(INVALID_PARAMS, format!("unknown tool `{name}`"))
+            .with_data(json!({ "tool": name }))
+    };
     let (target_index, original) = {
         let catalog = relay.store.snapshot();
-        let entry = catalog.lookup(&name).ok_or_else(|| {
-            RpcError::new(INVALID_PARAMS, format!("unknown tool `{name}`"))
-                .with_data(json!({ "tool": name }))
-        })?;
+        let entry = catalog.lookup(&name).ok_or_else(unknown)?;
         (entry.target, entry.original.clone())
     };
+    match gate.access(&name) {
+        ToolAccess::Allowed => {}
+        ToolAccess::Hidden => return Err(unknown().into()),
+        ToolAccess::MissingScopes(needed) => {
+            return Err(Failure::Auth(AuthError::InsufficientScope(needed)));
+        }
+    }
     if let Some(arguments) = params.members.get("arguments")
         && !arguments.get().starts_with('{')
     {
         return Err(RpcError::new(
             INVALID_PARAMS,
             format!("`arguments` of `{name}` must be an object"),
-        ));
+        )
+        .into());
     }
     let streams_progress = accepts.sse
         && params

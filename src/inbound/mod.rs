@@ -1,5 +1,6 @@
 //! The HTTP surface: `POST /mcp` (path configurable), health endpoints, and the listener.
 
+pub mod auth;
 pub mod guard;
 pub mod handler;
 pub mod jsonrpc;
@@ -17,25 +18,43 @@ use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
+use self::auth::{AuthError, Authenticator, WELL_KNOWN};
 use self::guard::HostGuard;
 use self::handler::Accepts;
-use self::jsonrpc::{INVALID_REQUEST, Incoming, RpcError};
+use self::jsonrpc::{INVALID_REQUEST, Incoming, RpcError, UNAUTHORIZED};
 use crate::Relay;
 use crate::config::InboundConfig;
 
 struct Inbound {
     relay: Arc<Relay>,
     guard: HostGuard,
+    auth: Option<Arc<Authenticator>>,
     max_body_bytes: usize,
 }
 
-pub fn router(relay: Arc<Relay>, config: &InboundConfig) -> Router {
+pub fn router(
+    relay: Arc<Relay>,
+    config: &InboundConfig,
+    auth: Option<Arc<Authenticator>>,
+) -> Router {
+    let metadata_routes = auth.is_some();
     let state = Arc::new(Inbound {
         relay,
         guard: HostGuard::new(&config.allowed_hosts, &config.allowed_origins),
+        auth,
         max_body_bytes: config.max_body_bytes,
     });
-    Router::new()
+    let mut router = Router::new();
+    if metadata_routes {
+        // RFC 9728: at the root and with the resource's path appended.
+        router = router
+            .route(WELL_KNOWN, get(protected_resource_metadata))
+            .route(
+                &format!("{WELL_KNOWN}{}", config.path),
+                get(protected_resource_metadata),
+            );
+    }
+    router
         .route(
             &config.path,
             post(mcp_post)
@@ -55,6 +74,13 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
         let error = RpcError::new(INVALID_REQUEST, reason).with_status(StatusCode::FORBIDDEN);
         return handler::respond(error.status, error.body(None), accepts);
     }
+    let caller = match &inbound.auth {
+        None => None,
+        Some(auth) => match auth.authenticate(&headers).await {
+            Ok(caller) => Some(caller),
+            Err(error) => return auth_failure(auth, &headers, &error, accepts),
+        },
+    };
     let bytes = match read_body(body, &headers, inbound.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(error) => return handler::respond(error.status, error.body(None), accepts),
@@ -63,8 +89,53 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
         Err((error, id)) => handler::respond(error.status, error.body(id.as_deref()), accepts),
         Ok(Incoming::NoReply) => StatusCode::ACCEPTED.into_response(),
         Ok(Incoming::Request(request)) => {
-            handler::handle(&inbound.relay, &headers, request, accepts).await
+            let gate = handler::Gate {
+                rules: inbound.auth.as_deref().map(|a| &a.rules),
+                caller: caller.as_deref(),
+            };
+            match handler::handle(&inbound.relay, &headers, request, accepts, gate).await {
+                Ok(response) => response,
+                Err(scope_error) => {
+                    let auth = inbound
+                        .auth
+                        .as_ref()
+                        .expect("scope errors only arise with auth on");
+                    auth_failure(auth, &headers, &scope_error, accepts)
+                }
+            }
         }
+    }
+}
+
+/// 401/403 with the challenge the MCP authorization spec asks for.
+fn auth_failure(
+    auth: &Authenticator,
+    headers: &HeaderMap,
+    error: &AuthError,
+    accepts: Accepts,
+) -> Response {
+    if !matches!(error, AuthError::Missing) {
+        tracing::info!("refused a caller: {}", error.message());
+    }
+    let body = RpcError::new(UNAUTHORIZED, error.message())
+        .with_status(error.status())
+        .body(None);
+    let mut response = handler::respond(error.status(), body, accepts);
+    if let Ok(value) = http::HeaderValue::from_str(&auth.challenge(headers, error)) {
+        response
+            .headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+async fn protected_resource_metadata(
+    State(inbound): State<Arc<Inbound>>,
+    headers: HeaderMap,
+) -> Response {
+    match &inbound.auth {
+        Some(auth) => axum_json(StatusCode::OK, auth.metadata(&headers)),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

@@ -2,6 +2,8 @@
 //! fault cases, a raw HTTP upstream for garbage answers, and a JSON-RPC helper.
 #![allow(dead_code)]
 
+pub mod issuer;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
