@@ -14,6 +14,14 @@ fn example_env(name: &str) -> Option<String> {
     })
 }
 
+/// The names of the `${VAR}`s a config text refers to.
+fn referenced_vars(text: &str) -> Vec<String> {
+    text.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
 fn examples() -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
         .unwrap()
@@ -49,13 +57,8 @@ fn check_accepts_every_example_and_prints_the_plan() {
             .arg("--config")
             .arg(&file)
             .env_remove("MCP_SIDECAR_LISTEN");
-        for var in [
-            "TENANT_ID",
-            "BILLING_API_KEY",
-            "TICKETS_TOKEN",
-            "UPSTREAM_MCP_URL",
-        ] {
-            command.env(var, example_env(var).unwrap());
+        for var in referenced_vars(&text) {
+            command.env(&var, example_env(&var).unwrap());
         }
         let out = command.output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -69,7 +72,8 @@ fn check_accepts_every_example_and_prints_the_plan() {
             assert!(stdout.contains(&target.name), "{stdout}");
         }
         assert!(
-            !stdout.contains("example-billing_api_key"),
+            !stdout.contains("example-billing_api_key")
+                && !stdout.contains("example-tickets_token"),
             "secrets are never printed:\n{stdout}"
         );
     }
