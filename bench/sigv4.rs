@@ -1,0 +1,610 @@
+//! SigV4 benchmark for mcp-sidecar: `cargo bench --bench sigv4`.
+//!
+//! In one run, against one loopback upstream (`mcp-sidecar demo-upstream --stateless`), it
+//! starts two sidecars in front of it, one unsigned and one signing every request with SigV4
+//! (static test keys with a session token; the demo upstream ignores the signature), and
+//! measures with a Rust keep-alive client (reqwest, HTTP/1.1):
+//! - tools/call (echo) latency p50/p99: direct, via the unsigned sidecar, via the signing
+//!   sidecar (alternating blocks so background noise hits all alike);
+//! - throughput, 32 in flight for a fixed window, on each path;
+//! - both sidecars' RSS (idle after sync, peak after load) and the signing sidecar's start-up
+//!   time (spawn → first tools/list holding the upstream's tools).
+//!
+//! Then, when `.venv-aws-proxy` exists (`bash bench/setup_aws_proxy.sh`; override the Python
+//! with `MCP_SIDECAR_BENCH_AWS_PROXY_PYTHON`), `bench/sigv4_peer.py` drives three paths with
+//! one client, the Python MCP SDK: direct, via the signing sidecar (streamable HTTP), and via
+//! mcp-proxy-for-aws (stdio, spawned by the SDK) signing to the same upstream.
+//!
+//! Prints a Markdown table and writes it to bench/results/sigv4.md (child logs go to
+//! bench/results/logs/sigv4-*). Binary: `target/release/mcp-sidecar`, or `MCP_SIDECAR_BIN`.
+//! `MCP_SIDECAR_BENCH_QUICK=1` runs a short smoke version whose figures are not for quoting.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_REQUESTS: u64 = 5_000_000;
+
+/// Static test credentials (nothing checks them: the upstream ignores signatures).
+const AWS_ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "AKIDBENCHMARKONLY01"),
+    ("AWS_SECRET_ACCESS_KEY", "bench/secret/not+a+real+key"),
+    (
+        "AWS_SESSION_TOKEN",
+        "IQoJb3JpZ2luX2VjEBenchmarkSessionToken",
+    ),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_CONFIG_FILE", "/dev/null"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+];
+
+#[derive(Clone, Copy)]
+struct Settings {
+    quick: bool,
+    warmup: usize,
+    seq_calls: usize,
+    rounds: usize,
+    concurrency: usize,
+    window: Duration,
+    startup_spawns: usize,
+    peer_calls: usize,
+    peer_rounds: usize,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        if std::env::var("MCP_SIDECAR_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0") {
+            Settings {
+                quick: true,
+                warmup: 20,
+                seq_calls: 300,
+                rounds: 3,
+                concurrency: 32,
+                window: Duration::from_millis(500),
+                startup_spawns: 2,
+                peer_calls: 100,
+                peer_rounds: 1,
+            }
+        } else {
+            Settings {
+                quick: false,
+                warmup: 300,
+                seq_calls: 3_000,
+                rounds: 6,
+                concurrency: 32,
+                window: Duration::from_secs(5),
+                startup_spawns: 5,
+                peer_calls: 1_000,
+                peer_rounds: 2,
+            }
+        }
+    }
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+    listening: Option<mpsc::Receiver<String>>,
+}
+
+impl Proc {
+    fn spawn(name: &str, mut cmd: Command, logs: &Path) -> Result<Proc> {
+        let log = logs.join(format!("sigv4-{name}.log"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(File::create(&log)?))
+            .env_remove("RUST_LOG");
+        let mut child = cmd.spawn().with_context(|| format!("spawning {name}"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.trim().strip_prefix("listening ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        Ok(Proc {
+            name: name.into(),
+            child,
+            log,
+            listening: Some(rx),
+        })
+    }
+
+    fn wait_listening(&mut self) -> Result<String> {
+        let rx = self
+            .listening
+            .take()
+            .ok_or_else(|| anyhow!("waited twice"))?;
+        rx.recv_timeout(START_TIMEOUT).map_err(|_| {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            anyhow!("{}: no `listening` line\n{log}", self.name)
+        })
+    }
+
+    fn memory_kib(&self) -> Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| anyhow!("{key} missing"))
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+fn call_body(tool: &str) -> Bytes {
+    Bytes::from(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": tool, "arguments": {"text": "bench"}}})
+        .to_string(),
+    )
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: Bytes) -> Result<Value> {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let bytes = resp.bytes().await?;
+    if !status.is_success() {
+        bail!("HTTP {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    let v: Value = serde_json::from_slice(&bytes)?;
+    if v.get("error").is_some() || v["result"]["isError"] == true {
+        bail!("call failed: {v}");
+    }
+    Ok(v)
+}
+
+#[derive(Clone)]
+struct Path3 {
+    label: &'static str,
+    url: String,
+    body: Bytes,
+}
+
+fn pct(mut v: Vec<Duration>, p: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * p / 100.0).round() as usize]
+}
+
+async fn throughput(http: &reqwest::Client, path: &Path3, s: Settings) -> Result<(f64, u64)> {
+    let ok = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let end = started + s.window;
+    let mut tasks = Vec::new();
+    for _ in 0..s.concurrency {
+        let (http, url, body) = (http.clone(), path.url.clone(), path.body.clone());
+        let (ok, errors) = (ok.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end && ok.load(Ordering::Relaxed) < MAX_REQUESTS {
+                match post(&http, &url, body.clone()).await {
+                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok((
+        ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(),
+        errors.load(Ordering::Relaxed),
+    ))
+}
+
+async fn wait_tools(http: &reqwest::Client, url: &str) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let body = Bytes::from(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+    loop {
+        if let Ok(v) = post(http, url, body.clone()).await
+            && v["result"]["tools"]
+                .as_array()
+                .is_some_and(|t| !t.is_empty())
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{url}: no tools within {READY_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sidecar_bin() -> PathBuf {
+    std::env::var_os("MCP_SIDECAR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/release/mcp-sidecar"))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let s = Settings::from_env();
+    let bin = sidecar_bin();
+    if !bin.is_file() {
+        bail!(
+            "{} missing: build it (cargo build --release) or set MCP_SIDECAR_BIN",
+            bin.display()
+        );
+    }
+    let logs = root().join("bench/results/logs");
+    std::fs::create_dir_all(&logs)?;
+    let http = http_client()?;
+    let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+
+    let mut upstream = Proc::spawn(
+        "upstream",
+        {
+            let mut c = Command::new(&bin);
+            c.args(["demo-upstream", "--listen", "127.0.0.1:0", "--stateless"]);
+            c
+        },
+        &logs,
+    )?;
+    let upstream_url = upstream.wait_listening()?;
+
+    let mut unsigned = Proc::spawn(
+        "sidecar-unsigned",
+        {
+            let mut c = Command::new(&bin);
+            c.args([
+                "serve",
+                "--upstream-url",
+                &upstream_url,
+                "--listen",
+                "127.0.0.1:0",
+            ]);
+            c
+        },
+        &logs,
+    )?;
+    let unsigned_url = unsigned.wait_listening()?;
+
+    let config = std::env::temp_dir().join(format!(
+        "mcp-sidecar-bench-sigv4-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "[inbound]\nlisten = \"127.0.0.1:0\"\n\n[[targets]]\nname = \"upstream\"\nkind = \"mcp_server\"\nurl = \"{upstream_url}\"\ncredential_provider = {{ type = \"sigv4\", service = \"aws-mcp\", region = \"us-east-1\" }}\n"
+        ),
+    )?;
+    let signed_cmd = || {
+        let mut c = Command::new(&bin);
+        c.args(["serve", "--config"]).arg(&config);
+        for (k, v) in AWS_ENV {
+            c.env(k, v);
+        }
+        c
+    };
+    let mut signed = Proc::spawn("sidecar-signed", signed_cmd(), &logs)?;
+    let signed_url = signed.wait_listening()?;
+    wait_tools(&http, &unsigned_url).await?;
+    wait_tools(&http, &signed_url).await?;
+
+    let paths = [
+        Path3 {
+            label: "direct",
+            url: upstream_url.clone(),
+            body: call_body("echo"),
+        },
+        Path3 {
+            label: "sidecar, unsigned",
+            url: unsigned_url.clone(),
+            body: call_body("upstream___echo"),
+        },
+        Path3 {
+            label: "sidecar, SigV4",
+            url: signed_url.clone(),
+            body: call_body("upstream___echo"),
+        },
+    ];
+    for p in &paths {
+        for _ in 0..s.warmup {
+            post(&http, &p.url, p.body.clone()).await?;
+        }
+    }
+    let idle = [unsigned.memory_kib()?, signed.memory_kib()?];
+
+    // Sequential latency, alternating blocks.
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); paths.len()];
+    let block = s.seq_calls / s.rounds;
+    for _ in 0..s.rounds {
+        for (i, p) in paths.iter().enumerate() {
+            for _ in 0..block {
+                let t = Instant::now();
+                post(&http, &p.url, p.body.clone()).await?;
+                samples[i].push(t.elapsed());
+            }
+        }
+    }
+    let p50: Vec<Duration> = samples.iter().map(|v| pct(v.clone(), 50.0)).collect();
+    let p99: Vec<Duration> = samples.iter().map(|v| pct(v.clone(), 99.0)).collect();
+
+    let mut tput = Vec::new();
+    for p in &paths {
+        tput.push(throughput(&http, p, s).await?);
+    }
+    let peak = [unsigned.memory_kib()?.1, signed.memory_kib()?.1];
+
+    // Start-up of the signing sidecar.
+    let mut startups = Vec::new();
+    for i in 0..s.startup_spawns {
+        let t = Instant::now();
+        let mut p = Proc::spawn(&format!("sidecar-signed-startup-{i}"), signed_cmd(), &logs)?;
+        let url = p.wait_listening()?;
+        wait_tools(&http, &url).await?;
+        startups.push(t.elapsed());
+    }
+    let startup = pct(startups.clone(), 50.0);
+
+    // The Python peer comparison.
+    let peer = run_peer(&upstream_url, &signed_url, s, &logs);
+
+    let mut out = String::new();
+    let now = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    writeln!(out, "# mcp-sidecar SigV4 benchmark ({now})\n")?;
+    if s.quick {
+        writeln!(
+            out,
+            "**Quick run (MCP_SIDECAR_BENCH_QUICK): not for quoting.**\n"
+        )?;
+    }
+    writeln!(
+        out,
+        "## Rust client (reqwest keep-alive), {} sequential calls per path, then {} in flight for {:.1} s\n",
+        block * s.rounds,
+        s.concurrency,
+        s.window.as_secs_f64()
+    )?;
+    writeln!(out, "| Path | p50 | p99 | throughput |")?;
+    writeln!(out, "|---|---|---|---|")?;
+    for (i, p) in paths.iter().enumerate() {
+        writeln!(
+            out,
+            "| {} | {} | {} | {:.0} calls/s{} |",
+            p.label,
+            ms(p50[i]),
+            ms(p99[i]),
+            tput[i].0,
+            if tput[i].1 > 0 {
+                format!(" ({} errors)", tput[i].1)
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    let signing_p50 = p50[2].as_secs_f64() * 1000.0 - p50[1].as_secs_f64() * 1000.0;
+    let signed_over_direct = p50[2].as_secs_f64() * 1000.0 - p50[0].as_secs_f64() * 1000.0;
+    let ratio = tput[2].0 / tput[1].0 * 100.0;
+    writeln!(out, "\n| Measure | Value | Target | Met |")?;
+    writeln!(out, "|---|---|---|---|")?;
+    writeln!(
+        out,
+        "| signed path p50 added over direct | {signed_over_direct:+.3} ms | ≤ 0.3 ms | {} |",
+        yes(signed_over_direct <= 0.3)
+    )?;
+    writeln!(
+        out,
+        "| signing's own p50 cost (signed − unsigned sidecar) | {signing_p50:+.3} ms |  |  |"
+    )?;
+    writeln!(
+        out,
+        "| signed throughput / unsigned throughput | {ratio:.1} % | ≥ 90 % | {} |",
+        yes(ratio >= 90.0)
+    )?;
+    writeln!(
+        out,
+        "| RSS idle after sync: unsigned / signed sidecar | {:.1} MB / {:.1} MB |  |  |",
+        idle[0].0 as f64 / 1024.0,
+        idle[1].0 as f64 / 1024.0
+    )?;
+    writeln!(
+        out,
+        "| peak RSS after load: unsigned / signed sidecar | {:.1} MB / {:.1} MB |  |  |",
+        peak[0] as f64 / 1024.0,
+        peak[1] as f64 / 1024.0
+    )?;
+    writeln!(
+        out,
+        "| signed sidecar start-up: spawn → first tools/list with tools (median of {}) | {} |  |  |",
+        startups.len(),
+        ms(startup)
+    )?;
+
+    match peer {
+        Ok(peer) => write_peer(&mut out, &peer)?,
+        Err(e) => writeln!(out, "\nPython peer comparison skipped: {e:#}")?,
+    }
+    let load_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    writeln!(out, "\n- Binary: `{}`", bin.display())?;
+    writeln!(
+        out,
+        "- Upstream: `mcp-sidecar demo-upstream --stateless` on loopback, `echo` tool; the signing sidecar uses static keys with a session token (host, x-amz-date, x-amz-content-sha256, x-amz-security-token signed over each body)."
+    )?;
+    writeln!(
+        out,
+        "- Machine: {} CPU(s) shared by clients, sidecars, proxy and upstream; load average at start {}, at end {}.",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        load_start
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        load_end
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )?;
+    print!("{out}");
+    std::fs::write(root().join("bench/results/sigv4.md"), &out)?;
+    let _ = std::fs::remove_file(&config);
+    drop(signed);
+    drop(unsigned);
+    drop(upstream);
+    Ok(())
+}
+
+fn yes(met: bool) -> &'static str {
+    if met { "yes" } else { "**NO**" }
+}
+
+fn run_peer(upstream: &str, sidecar: &str, s: Settings, logs: &Path) -> Result<Value> {
+    let python = std::env::var_os("MCP_SIDECAR_BENCH_AWS_PROXY_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv-aws-proxy/bin/python"));
+    let proxy = python.with_file_name("mcp-proxy-for-aws");
+    if !python.is_file() || !proxy.is_file() {
+        bail!(
+            "{} or {} missing (bash bench/setup_aws_proxy.sh)",
+            python.display(),
+            proxy.display()
+        );
+    }
+    let mut cmd = Command::new(&python);
+    cmd.arg(root().join("bench/sigv4_peer.py"))
+        .args(["--upstream", upstream, "--sidecar", sidecar, "--proxy"])
+        .arg(&proxy)
+        .args([
+            "--calls",
+            &s.peer_calls.to_string(),
+            "--warmup",
+            &(s.peer_calls / 10).to_string(),
+            "--window",
+            &s.window.as_secs_f64().to_string(),
+            "--concurrency",
+            &s.concurrency.to_string(),
+            "--rounds",
+            &s.peer_rounds.to_string(),
+        ])
+        .stderr(Stdio::from(File::create(logs.join("sigv4-peer.log"))?));
+    for (k, v) in AWS_ENV {
+        cmd.env(k, v);
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!(
+            "bench/sigv4_peer.py failed ({}); see bench/results/logs/sigv4-peer.log",
+            out.status
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn write_peer(out: &mut String, peer: &Value) -> Result<()> {
+    // Median over rounds of each figure.
+    let fig = |path: &str, key: &str| -> f64 {
+        let mut v: Vec<f64> = peer[path]
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r[key].as_f64()).collect())
+            .unwrap_or_default();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let rounds = peer["direct"].as_array().map_or(0, Vec::len);
+    writeln!(
+        out,
+        "\n## One client for all three paths: Python MCP SDK ({} sequential calls per path per round, {rounds} rounds, medians)\n",
+        fig("direct", "calls")
+    )?;
+    writeln!(
+        out,
+        "| Path | p50 | p99 | added p50 over direct | throughput | start-up (client start → tools listed) |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|")?;
+    let direct = fig("direct", "p50_ms");
+    for (path, label) in [
+        ("direct", "direct (streamable HTTP)"),
+        ("sidecar", "mcp-sidecar, SigV4 (streamable HTTP)"),
+        ("proxy", "mcp-proxy-for-aws 1.7.0, SigV4 (stdio)"),
+    ] {
+        writeln!(
+            out,
+            "| {label} | {:.3} ms | {:.3} ms | {:+.3} ms | {:.0} calls/s | {:.0} ms |",
+            fig(path, "p50_ms"),
+            fig(path, "p99_ms"),
+            fig(path, "p50_ms") - direct,
+            fig(path, "throughput_per_s"),
+            fig(path, "startup_ms")
+        )?;
+    }
+    let sidecar_added = fig("sidecar", "p50_ms") - direct;
+    let proxy_added = fig("proxy", "p50_ms") - direct;
+    writeln!(out, "\n| Measure | Value | Target | Met |")?;
+    writeln!(out, "|---|---|---|---|")?;
+    writeln!(
+        out,
+        "| sidecar's added p50 / mcp-proxy-for-aws's added p50 | {sidecar_added:.3} / {proxy_added:.3} ms = 1/{:.1} | ≤ 1/20 | {} |",
+        proxy_added / sidecar_added.max(1e-9),
+        yes(sidecar_added * 20.0 <= proxy_added)
+    )?;
+    writeln!(
+        out,
+        "| mcp-proxy-for-aws RSS after load (VmRSS / VmHWM) | {:.1} MB / {:.1} MB |  |  |",
+        fig("proxy", "rss_kib") / 1024.0,
+        fig("proxy", "hwm_kib") / 1024.0
+    )?;
+    Ok(())
+}
