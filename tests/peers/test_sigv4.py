@@ -290,6 +290,28 @@ def test_container_credentials_expire_and_refresh_without_a_failed_call(demo: Pr
     assert "container-secret" not in sc.logs(100000)
 
 
+def test_assume_role_through_sts_with_the_chain_credentials(demo: Proc, fake_aws, logdir: Path, procs) -> None:
+    aws = fake_aws(demo.url, "--credentials", f"{AKID}:{SECRET}", "--rotating-ttl", "3600")
+    role = "arn:aws:iam::123456789012:role/cross-account-mcp"
+    cfg = sidecar_config([
+        sigv4_target("aws", aws.base + "/mcp", service="aws-mcp", region="us-east-1",
+                     assume_role={"role_arn": role, "external_id": "ext-id-42", "session_name": "mcp-sidecar-test", "duration_secs": 900})
+    ])
+    env = {"AWS_ACCESS_KEY_ID": AKID, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_ENDPOINT_URL_STS": aws.base + "/"}
+    sc = procs(start_sidecar(logdir, cfg, env=env))
+    wait_ready(sc, ["aws"])
+    assert call(sc.url, "aws___add", {"a": 6, "b": 7})["result"]["structuredContent"] == {"sum": 13.0}
+    stats = aws.stats()
+    assert stats["rejected"] == {}, stats
+    assert stats["assume_role"] == [
+        {"caller": AKID, "RoleArn": role, "RoleSessionName": "mcp-sidecar-test", "ExternalId": "ext-id-42", "DurationSeconds": "900"}
+    ], stats["assume_role"]
+    # The base keys signed the STS call only; MCP requests carry the assumed role's keys.
+    keys = stats["keys_used"]
+    assert keys[0] == AKID and keys.count(AKID) == 1, keys
+    assert len(keys) >= 4 and all(k.startswith("ASIAFAKE") for k in keys[1:]), keys
+
+
 def test_throttled_answers_are_retried_after_retry_after(demo: Proc, fake_aws, logdir: Path, procs) -> None:
     aws = fake_aws(demo.url, "--credentials", f"{AKID}:{SECRET}")
     cfg = sidecar_config([sigv4_target("aws", aws.base + "/mcp", service="aws-mcp", region="us-east-1")])
