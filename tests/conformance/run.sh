@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The MCP conformance suite (@modelcontextprotocol/conformance, server scenarios) against
+# mcp-sidecar:
+#   1. starts the fixture upstream (fixture_server.py: every test_* tool, prompt and resource
+#      the scenarios call) and runs the suite against it directly: every scenario must pass,
+#      so a failure further on is the sidecar's, not the fixture's;
+#   2. starts target/debug/mcp-sidecar in front of it (tools not prefixed, so the scenarios
+#      find their bare test_* names) and runs the suite through the sidecar;
+#   3. compares the failing scenarios with expected-failures.txt.
+# Exits non-zero when a scenario fails that is not listed, when a listed one passes (remove it
+# from the list), or when the fixture alone does not pass everything. Prints the suite's
+# `Total: N passed, M failed` line for each run, the sidecar's last.
+#
+# Needs `bash tests/setup.sh` (the .venv with the Python MCP SDK 1.x, and node_modules here)
+# and `cargo build`. Servers listen on 127.0.0.1 only and are stopped by PID.
+#
+# Environment: SIDECAR_BIN (default target/debug/mcp-sidecar), PYTHON (default .venv/bin/python),
+# CONFORMANCE_TIMEOUT (seconds per suite run, default 240), CONFORMANCE_SUITE (active, all or
+# pending; default all: the 30 active scenarios plus the 2 pending ones, json-schema-2020-12
+# and server-sse-polling), CONFORMANCE_KEEP=1 keeps the work directory (logs, checks.json).
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+cd "$ROOT"
+
+SIDECAR_BIN="${SIDECAR_BIN:-target/debug/mcp-sidecar}"
+PYTHON="${PYTHON:-.venv/bin/python}"
+SUITE_TIMEOUT="${CONFORMANCE_TIMEOUT:-240}"
+SUITE="${CONFORMANCE_SUITE:-all}"
+CLI="$HERE/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+
+for need in "$SIDECAR_BIN" "$PYTHON" "$CLI"; do
+  if [[ ! -e "$need" ]]; then
+    echo "conformance: $need is missing (run bash tests/setup.sh and cargo build)" >&2
+    exit 2
+  fi
+done
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/sidecar-conformance.XXXXXX")"
+pids=()
+
+stop() { # pid...: SIGTERM, up to 5 s to exit, then SIGKILL
+  local pid
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+status=1
+keep=0
+cleanup() {
+  stop "${pids[@]}"
+  if [[ "${CONFORMANCE_KEEP:-0}" == 1 || $status -ne 0 ]]; then
+    [[ $keep == 1 ]] || echo "conformance: logs and results kept in $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free loopback port for the fixture (it needs one up front; the sidecar takes port 0).
+free_port() {
+  "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits up to $2 seconds for an HTTP answer from URL $1 with status $3 (0: any status).
+wait_http() {
+  "$PYTHON" - "$1" "$2" "$3" <<'EOF'
+import sys, time, urllib.error, urllib.request
+url, deadline, want = sys.argv[1], time.monotonic() + float(sys.argv[2]), int(sys.argv[3])
+while time.monotonic() < deadline:
+    try:
+        code = urllib.request.urlopen(url, timeout=2).status
+    except urllib.error.HTTPError as e:
+        code = e.code
+    except OSError:
+        code = None
+    if code is not None and (want == 0 or code == want):
+        sys.exit(0)
+    time.sleep(0.1)
+sys.exit(1)
+EOF
+}
+
+# Runs the suite against URL $1; label $2 names its output files.
+run_suite() {
+  local url="$1" label="$2"
+  echo "conformance: $SUITE suite against $label ($url)"
+  timeout --kill-after=10 "$SUITE_TIMEOUT" node "$CLI" server --url "$url" --suite "$SUITE" \
+    -o "$WORK/$label" >"$WORK/$label.out" 2>&1
+  local rc=$?
+  if [[ $rc -eq 124 || $rc -eq 137 ]]; then
+    echo "conformance: the $label run did not finish within ${SUITE_TIMEOUT}s" >&2
+  fi
+}
+
+# 1. The fixture alone.
+port="$(free_port)"
+"$PYTHON" "$HERE/fixture_server.py" --port "$port" >"$WORK/fixture.log" 2>&1 &
+pids+=($!)
+fixture_url="http://127.0.0.1:$port/mcp"
+# Any HTTP answer on the MCP path means it is up (a bare GET gets a 4xx).
+if ! wait_http "$fixture_url" 30 0; then
+  echo "conformance: the fixture did not start; its log:" >&2
+  cat "$WORK/fixture.log" >&2
+  exit 2
+fi
+
+run_suite "$fixture_url" direct
+echo "conformance: fixture alone (every scenario must pass):"
+"$PYTHON" "$HERE/results.py" "$WORK/direct.out" "$WORK/direct"
+direct_rc=$?
+
+# 2. Through the sidecar.
+cat >"$WORK/sidecar.toml" <<EOF
+[inbound]
+listen = "127.0.0.1:0"
+
+[[targets]]
+name = "conformance"
+kind = "mcp_server"
+url = "$fixture_url"
+prefix_tools = false
+request_timeout_ms = 20000
+EOF
+"$SIDECAR_BIN" serve --config "$WORK/sidecar.toml" >"$WORK/sidecar.out" 2>"$WORK/sidecar.log" &
+pids+=($!)
+sidecar_url=""
+for _ in $(seq 100); do
+  sidecar_url="$(sed -n 's/^listening //p' "$WORK/sidecar.out" | head -n1)"
+  [[ -n "$sidecar_url" ]] && break
+  kill -0 "${pids[-1]}" 2>/dev/null || break
+  sleep 0.1
+done
+if [[ -z "$sidecar_url" ]]; then
+  echo "conformance: the sidecar did not start; its log:" >&2
+  cat "$WORK/sidecar.log" >&2
+  exit 2
+fi
+# /readyz answers 200 once the fixture's catalog is synced.
+if ! wait_http "${sidecar_url%/mcp}/readyz" 30 200; then
+  echo "conformance: the sidecar never synced the fixture; its log:" >&2
+  tail -n 20 "$WORK/sidecar.log" >&2
+  exit 2
+fi
+
+run_suite "$sidecar_url" sidecar
+echo "conformance: through mcp-sidecar (compared with tests/conformance/expected-failures.txt):"
+"$PYTHON" "$HERE/results.py" "$WORK/sidecar.out" "$WORK/sidecar" "$HERE/expected-failures.txt"
+sidecar_rc=$?
+
+if [[ $direct_rc -ne 0 ]]; then
+  echo "conformance: FAILED: the fixture alone does not pass every scenario (see above)"
+fi
+if [[ $sidecar_rc -ne 0 ]]; then
+  echo "conformance: FAILED: the results through the sidecar differ from expected-failures.txt"
+fi
+if [[ $direct_rc -eq 0 && $sidecar_rc -eq 0 ]]; then
+  status=0
+fi
+if [[ "${CONFORMANCE_KEEP:-0}" == 1 || $status -ne 0 ]]; then
+  echo "conformance: logs and results kept in $WORK"
+  keep=1
+fi
+total() { grep -m1 -E '^Total: [0-9]+ passed, [0-9]+ failed$' "$WORK/$1.out" || echo "Total: none (no summary)"; }
+echo "conformance: fixture alone: $(total direct)"
+echo "conformance: through mcp-sidecar:"
+total sidecar
+exit "$status"
