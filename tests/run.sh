@@ -4,7 +4,10 @@
 #   2. cargo build (debug: target/debug/mcp-sidecar is what the peer tests run)
 #   3. cargo test --all-targets
 #   4. pytest tests/peers (real MCP peers: Python SDK 1.x/2.x, TypeScript SDK, server-everything, FastMCP)
-# Exits non-zero if any step fails; pytest's summary line is printed last.
+#   5. the MCP conformance suite through the sidecar (tests/conformance/run.sh); it fails when a
+#      scenario fails that tests/conformance/expected-failures.txt does not list, or a listed one passes
+# Exits non-zero if any step fails; pytest's summary line is followed by the conformance suite's
+# `Total: N passed, M failed`, printed last.
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k progress`.
 set -uo pipefail
 
@@ -38,6 +41,10 @@ if [[ ${#failed[@]} -gt 0 ]]; then
 fi
 .venv/bin/python -m pytest tests/peers -v -p no:cacheprovider --timeout="$PYTEST_TIMEOUT" "$@"
 rc=$?
+
+step "conformance (tests/conformance/run.sh)"
+bash tests/conformance/run.sh || failed+=("conformance")
+
 if [[ $rc -ne 0 ]]; then
   exit "$rc"
 fi

@@ -3,6 +3,7 @@
 #   .venv        Python MCP SDK 1.x (FastMCP upstream + 1.x client), pytest, httpx, PyJWT + cryptography (test OAuth issuer)
 #   .venv-mcp2   Python MCP SDK 2.x (client that opens with 2026-07-28 server/discover)
 #   tests/peers/node/node_modules   server-everything + TypeScript SDK (pinned by package-lock.json)
+#   tests/conformance/node_modules  the MCP conformance suite (pinned by package-lock.json)
 # Needs only python3 (3.10+, with venv/pip) and Node 20+ with npm.
 set -euo pipefail
 
@@ -50,19 +51,22 @@ if (( node_major < 20 )); then
   echo "setup: Node >= 20 required, found $(node --version)" >&2
   exit 1
 fi
-stamp="$NODE_DIR/node_modules/.sidecar-tests-stamp"
-lock_sum="$(sha256sum "$NODE_DIR/package-lock.json" | cut -d' ' -f1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_sum" ]]; then
-  echo "setup: $NODE_DIR/node_modules up to date"
-else
-  echo "setup: npm ci in $NODE_DIR"
-  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
-  echo "$lock_sum" >"$stamp"
-fi
+for dir in "$NODE_DIR" tests/conformance; do
+  stamp="$dir/node_modules/.sidecar-tests-stamp"
+  lock_sum="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_sum" ]]; then
+    echo "setup: $dir/node_modules up to date"
+  else
+    echo "setup: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" >"$stamp"
+  fi
+done
 
 # Sanity: the peers actually import / resolve.
 .venv/bin/python -c 'import mcp.server.fastmcp, mcp.client.streamable_http, pytest, httpx, jwt, cryptography.hazmat.primitives.asymmetric.ed25519, uvicorn, botocore.auth'
 .venv-mcp2/bin/python -c 'import mcp.client.streamable_http'
 (cd "$NODE_DIR" && node -e 'import("@modelcontextprotocol/sdk/client/streamableHttp.js").then(()=>0)' \
   && test -f node_modules/@modelcontextprotocol/server-everything/dist/index.js)
+node tests/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js --version >/dev/null
 echo "setup: ok ($(.venv/bin/python -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'), .venv-mcp2 $(.venv-mcp2/bin/python -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'), node $(node --version))"
