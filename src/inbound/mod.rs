@@ -72,18 +72,20 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
     if let Err(reason) = inbound.guard.check(&headers) {
         tracing::warn!("refused a request: {reason}");
         let error = RpcError::new(INVALID_REQUEST, reason).with_status(StatusCode::FORBIDDEN);
-        return handler::respond(error.status, error.body(None), accepts);
+        return unread_body(handler::respond(error.status, error.body(None), accepts));
     }
     let caller = match &inbound.auth {
         None => None,
         Some(auth) => match auth.authenticate(&headers).await {
             Ok(caller) => Some(caller),
-            Err(error) => return auth_failure(auth, &headers, &error, accepts),
+            Err(error) => return unread_body(auth_failure(auth, &headers, &error, accepts)),
         },
     };
     let bytes = match read_body(body, &headers, inbound.max_body_bytes).await {
         Ok(bytes) => bytes,
-        Err(error) => return handler::respond(error.status, error.body(None), accepts),
+        Err(error) => {
+            return unread_body(handler::respond(error.status, error.body(None), accepts));
+        }
     };
     match jsonrpc::parse(&bytes) {
         Err((error, id)) => handler::respond(error.status, error.body(id.as_deref()), accepts),
@@ -105,6 +107,17 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
             }
         }
     }
+}
+
+/// Marks an answer given before the request body was read. The server then cannot reuse
+/// the connection (the unread body is still on it) and closes it; saying so keeps
+/// keep-alive clients from sending their next request into a closed connection.
+fn unread_body(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// 401/403 with the challenge the MCP authorization spec asks for.
