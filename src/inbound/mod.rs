@@ -1,5 +1,6 @@
 //! The HTTP surface: `POST /mcp` (path configurable), health endpoints, and the listener.
 
+pub mod admin;
 pub mod auth;
 pub mod guard;
 pub mod handler;
@@ -23,7 +24,7 @@ use self::guard::HostGuard;
 use self::handler::Accepts;
 use self::jsonrpc::{INVALID_REQUEST, Incoming, RpcError, UNAUTHORIZED};
 use crate::Relay;
-use crate::config::InboundConfig;
+use crate::config::{AdminConfig, InboundConfig};
 
 struct Inbound {
     relay: Arc<Relay>,
@@ -35,9 +36,13 @@ struct Inbound {
 pub fn router(
     relay: Arc<Relay>,
     config: &InboundConfig,
+    admin_config: &AdminConfig,
     auth: Option<Arc<Authenticator>>,
 ) -> Router {
     let metadata_routes = auth.is_some();
+    let admin = admin_config
+        .enabled
+        .then(|| admin::routes(relay.clone(), admin_config));
     let state = Arc::new(Inbound {
         relay,
         guard: HostGuard::new(&config.allowed_hosts, &config.allowed_origins),
@@ -54,7 +59,7 @@ pub fn router(
                 get(protected_resource_metadata),
             );
     }
-    router
+    let router = router
         .route(
             &config.path,
             post(mcp_post)
@@ -64,7 +69,11 @@ pub fn router(
         .route("/ping", get(ping))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(state);
+    match admin {
+        Some(admin) => router.merge(admin),
+        None => router,
+    }
 }
 
 async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body: Body) -> Response {
@@ -72,18 +81,20 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
     if let Err(reason) = inbound.guard.check(&headers) {
         tracing::warn!("refused a request: {reason}");
         let error = RpcError::new(INVALID_REQUEST, reason).with_status(StatusCode::FORBIDDEN);
-        return handler::respond(error.status, error.body(None), accepts);
+        return unread_body(handler::respond(error.status, error.body(None), accepts));
     }
     let caller = match &inbound.auth {
         None => None,
         Some(auth) => match auth.authenticate(&headers).await {
             Ok(caller) => Some(caller),
-            Err(error) => return auth_failure(auth, &headers, &error, accepts),
+            Err(error) => return unread_body(auth_failure(auth, &headers, &error, accepts)),
         },
     };
     let bytes = match read_body(body, &headers, inbound.max_body_bytes).await {
         Ok(bytes) => bytes,
-        Err(error) => return handler::respond(error.status, error.body(None), accepts),
+        Err(error) => {
+            return unread_body(handler::respond(error.status, error.body(None), accepts));
+        }
     };
     match jsonrpc::parse(&bytes) {
         Err((error, id)) => handler::respond(error.status, error.body(id.as_deref()), accepts),
@@ -105,6 +116,17 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
             }
         }
     }
+}
+
+/// Marks an answer given before the request body was read. The server then cannot reuse
+/// the connection (the unread body is still on it) and closes it; saying so keeps
+/// keep-alive clients from sending their next request into a closed connection.
+fn unread_body(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// 401/403 with the challenge the MCP authorization spec asks for.
@@ -201,7 +223,10 @@ async fn readyz(State(inbound): State<Arc<Inbound>>) -> Response {
         status,
         json!({
             "ready": ready,
-            "tools": catalog.len(),
+            "tools": catalog.tools.len(),
+            "prompts": catalog.prompts.len(),
+            "resources": catalog.resources.len(),
+            "normalized": catalog.normalized,
             "collisions": catalog.collisions,
             "targets": store.statuses(),
         }),
