@@ -5,6 +5,7 @@
 //! in. A sync that fails leaves the target's previous definitions in place.
 
 pub mod naming;
+pub mod schema;
 pub mod sync;
 
 use std::collections::HashMap;
