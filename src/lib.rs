@@ -17,7 +17,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::catalog::CatalogStore;
-use crate::catalog::sync::{self, SyncPlan};
+use crate::catalog::sync::{SyncPlan, Syncer};
 use crate::config::Config;
 use crate::targets::Target;
 
@@ -27,6 +27,8 @@ pub struct Relay {
     /// Targets in config order (catalog entries refer to them by index).
     pub targets: Vec<Arc<dyn Target>>,
     pub page_size: usize,
+    /// Runs and coalesces syncs (admin triggers go through it).
+    pub syncer: Arc<Syncer>,
 }
 
 /// A running sidecar: its address and the server task.
@@ -54,12 +56,9 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
         .iter()
         .map(|t| targets::build(t).with_context(|| format!("target '{}'", t.name)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let store = Arc::new(CatalogStore::new(
-        config
-            .targets
-            .iter()
-            .map(|t| (t.name.clone(), t.prefix_tools)),
-    ));
+    let store = Arc::new(CatalogStore::new(config)?);
+    // Saved catalogs first: tools/list answers before any upstream does.
+    store.restore();
     let plans = config
         .targets
         .iter()
@@ -75,18 +74,21 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
             deadline: t.sync_timeout(),
         })
         .collect();
-    sync::spawn(store.clone(), plans);
+    let syncer = Syncer::new(store.clone(), plans);
+    syncer.start();
 
     let relay = Arc::new(Relay {
         store,
         targets: targets.clone(),
         page_size: config.catalog.page_size,
+        syncer,
     });
     let auth = inbound::auth::Authenticator::new(&config.inbound)?;
     if let Some(auth) = &auth {
         auth.spawn_key_refresh();
     }
-    let app = inbound::router(relay, &config.inbound, auth);
+    let app = inbound::router(relay, &config.inbound, &config.admin, auth)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let local_addr = listener.local_addr()?;
     let url = format!("http://{local_addr}{}", config.inbound.path);
     let server = tokio::spawn(async move {

@@ -91,6 +91,9 @@ struct Source {
         requires = "jwt_discovery_url"
     )]
     jwt_allowed_scopes: Vec<String>,
+    /// Where each target's last good catalog is kept across restarts (overrides the file).
+    #[arg(long, env = "MCP_SIDECAR_STATE_DIR")]
+    state_dir: Option<std::path::PathBuf>,
     /// Extra allowed Host values, comma-separated ("*" = any).
     #[arg(long, env = "MCP_SIDECAR_ALLOWED_HOSTS", value_delimiter = ',')]
     allowed_hosts: Vec<String>,
@@ -104,6 +107,7 @@ impl Source {
                 inbound: Default::default(),
                 catalog: Default::default(),
                 targets: vec![TargetConfig::mcp_server(&self.target_name, url)],
+                admin: Default::default(),
             },
             (None, None) => {
                 return Err(ConfigError::new(
@@ -118,6 +122,9 @@ impl Source {
         }
         if let Some(path) = &self.path {
             config.inbound.path = path.clone();
+        }
+        if let Some(dir) = &self.state_dir {
+            config.catalog.state_dir = Some(dir.clone());
         }
         match self.inbound_auth.as_deref() {
             None => {}
@@ -215,6 +222,7 @@ async fn demo(listen: &str) -> anyhow::Result<ExitCode> {
         inbound: Default::default(),
         catalog: Default::default(),
         targets: vec![TargetConfig::mcp_server("demo", upstream_url)],
+        admin: Default::default(),
     };
     config.inbound.listen = listen.to_string();
     if let Err(e) = config.validate() {
@@ -290,9 +298,31 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
         format!("loopback + {}", i.allowed_hosts.join(", "))
     };
     println!("  allowed hosts {hosts}");
+    let c = &config.catalog;
     println!("catalog:");
+    match &c.state_dir {
+        Some(dir) => println!("  saved in      {} (restored at start-up)", dir.display()),
+        None => println!("  saved in      nowhere (set catalog.state_dir to survive restarts)"),
+    }
+    if let Some(g) = &c.gateway_target_name {
+        println!(
+            "  gateway name  {g}: exposed names kept within {} characters",
+            mcp_sidecar::catalog::naming::max_len_behind_gateway(Some(g))
+        );
+    }
+    if c.normalize_schemas {
+        println!("  schemas       normalized for AgentCore Gateway");
+    }
     println!("  page size     {}", config.catalog.page_size);
     println!("  sync every    {} s", config.catalog.sync_interval_secs);
+    if config.admin.enabled {
+        let how = if config.admin.token.is_some() {
+            "bearer token"
+        } else {
+            "loopback callers only"
+        };
+        println!("admin:          /admin/sync, /admin/catalog ({how})");
+    }
     println!("targets:");
     for t in &config.targets {
         println!("  - {} ({:?}) {}", t.name, t.kind, t.url);
@@ -313,6 +343,28 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
             t.max_concurrency, t.queue_timeout_ms
         );
         println!("    credentials   {}", provider_for(t)?.describe());
+        let cur = &t.curation;
+        if !cur.allow_tools.is_empty()
+            || !cur.deny_tools.is_empty()
+            || cur.read_only
+            || !cur.rename_tools.is_empty()
+        {
+            println!(
+                "    curation      allow [{}] deny [{}]{}{}",
+                cur.allow_tools.join(", "),
+                cur.deny_tools.join(", "),
+                if cur.read_only {
+                    ", read-only tools only"
+                } else {
+                    ""
+                },
+                if cur.rename_tools.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} renamed", cur.rename_tools.len())
+                }
+            );
+        }
         println!(
             "    sync every    {} s",
             t.sync_interval_secs

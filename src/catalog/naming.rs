@@ -20,27 +20,34 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// The name a client sees for `tool` of `target` (`prefix = false` drops the target part).
-pub fn exposed_name(target: &str, tool: &str, prefix: bool) -> String {
+/// The longest exposed name that still fits 64 characters once an AgentCore Gateway adds
+/// its own `{gateway_target}___` prefix.
+pub fn max_len_behind_gateway(gateway_target: Option<&str>) -> usize {
+    gateway_target.map_or(MAX_NAME_LEN, |g| MAX_NAME_LEN - g.len() - SEPARATOR.len())
+}
+
+/// The name a client sees for `tool` of `target` (`prefix = false` drops the target part),
+/// at most `max_len` characters.
+pub fn exposed_name(target: &str, tool: &str, prefix: bool, max_len: usize) -> String {
     let full = if prefix {
         format!("{target}{SEPARATOR}{tool}")
     } else {
         tool.to_string()
     };
-    if is_valid_name(&full) {
+    if is_valid_name(&full) && full.len() <= max_len {
         return full;
     }
-    shorten(&full, &full)
+    shorten(&full, &full, max_len)
 }
 
 /// A second name for a tool whose exposed name is already taken by another tool: the hash
 /// covers target and original name, so it cannot collide with the first holder.
-pub fn disambiguated_name(taken: &str, target: &str, tool: &str) -> String {
-    shorten(taken, &format!("{target}/{tool}"))
+pub fn disambiguated_name(taken: &str, target: &str, tool: &str, max_len: usize) -> String {
+    shorten(taken, &format!("{target}/{tool}"), max_len)
 }
 
 /// Sanitizes `name`, cuts it to leave room for `_` + hash, and appends the hash of `hash_input`.
-fn shorten(name: &str, hash_input: &str) -> String {
+fn shorten(name: &str, hash_input: &str, max_len: usize) -> String {
     let sanitized: String = name
         .chars()
         .map(|c| {
@@ -51,7 +58,7 @@ fn shorten(name: &str, hash_input: &str) -> String {
             }
         })
         .collect();
-    let keep = MAX_NAME_LEN - 1 - HASH_LEN;
+    let keep = max_len.clamp(HASH_LEN + 2, MAX_NAME_LEN) - 1 - HASH_LEN;
     // Trailing underscores would run into the separator `_` and read badly.
     let stem = sanitized[..sanitized.len().min(keep)].trim_end_matches('_');
     let digest = Sha256::digest(hash_input.as_bytes());
@@ -74,11 +81,11 @@ mod tests {
     #[test]
     fn plain_names_are_prefixed_unchanged() {
         assert_eq!(
-            exposed_name("weather", "get_forecast", true),
+            exposed_name("weather", "get_forecast", true, 64),
             "weather___get_forecast"
         );
         assert_eq!(
-            exposed_name("weather", "get_forecast", false),
+            exposed_name("weather", "get_forecast", false, 64),
             "get_forecast"
         );
     }
@@ -86,39 +93,49 @@ mod tests {
     #[test]
     fn long_and_invalid_names_are_shortened_deterministically() {
         let long = "a".repeat(80);
-        let a = exposed_name("target", &long, true);
+        let a = exposed_name("target", &long, true, 64);
         assert!(is_valid_name(&a), "{a}");
         assert_eq!(a.len(), MAX_NAME_LEN);
-        assert_eq!(a, exposed_name("target", &long, true));
+        assert_eq!(a, exposed_name("target", &long, true, 64));
 
-        let dotted = exposed_name("t", "files.read/v2", true);
+        let dotted = exposed_name("t", "files.read/v2", true, 64);
         assert!(is_valid_name(&dotted), "{dotted}");
         assert!(dotted.starts_with("t___files_read_v2_"));
         // Two originals that sanitize alike still differ.
-        assert_ne!(dotted, exposed_name("t", "files_read_v2", true));
+        assert_ne!(dotted, exposed_name("t", "files_read_v2", true, 64));
         assert_ne!(
-            exposed_name("t", "a.b", true),
-            exposed_name("t", "a/b", true)
+            exposed_name("t", "a.b", true, 64),
+            exposed_name("t", "a/b", true, 64)
         );
 
-        let empty = exposed_name("t", "", false);
+        let empty = exposed_name("t", "", false, 64);
         assert!(is_valid_name(&empty), "{empty}");
-        assert!(is_valid_name(&exposed_name("t", "ünïcødé", false)));
+        assert!(is_valid_name(&exposed_name("t", "ünïcødé", false, 64)));
     }
 
     #[test]
     fn names_differing_only_past_the_cut_stay_distinct() {
         let base = "x".repeat(70);
-        let a = exposed_name("t", &format!("{base}_one"), true);
-        let b = exposed_name("t", &format!("{base}_two"), true);
+        let a = exposed_name("t", &format!("{base}_one"), true, 64);
+        let b = exposed_name("t", &format!("{base}_two"), true, 64);
         assert_ne!(a, b);
         assert!(is_valid_name(&a) && is_valid_name(&b));
     }
 
     #[test]
+    fn names_leave_room_for_the_gateway_prefix() {
+        let max = max_len_behind_gateway(Some("my-sidecar"));
+        assert_eq!(max, 64 - 10 - 3);
+        let name = exposed_name("tickets", &"x".repeat(50), true, max);
+        assert!(name.len() <= max && is_valid_name(&name), "{name}");
+        assert!(format!("my-sidecar___{name}").len() <= 64);
+        assert_eq!(exposed_name("t", "short", true, max), "t___short");
+    }
+
+    #[test]
     fn disambiguation_is_valid_and_depends_on_the_owner() {
-        let a = disambiguated_name("search", "alpha", "search");
-        let b = disambiguated_name("search", "beta", "search");
+        let a = disambiguated_name("search", "alpha", "search", 64);
+        let b = disambiguated_name("search", "beta", "search", 64);
         assert!(is_valid_name(&a) && is_valid_name(&b));
         assert_ne!(a, b);
         assert_ne!(a, "search");

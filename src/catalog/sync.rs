@@ -1,14 +1,17 @@
-//! The sync loop: one background task per target.
+//! The sync lifecycle: one background loop per target, plus on-demand triggers.
 //!
-//! Start-up does not wait for it (the listener is up at once). After a success the next sync
-//! is one interval away; after a failure it comes sooner, with a doubling, jittered backoff
+//! Triggers: start-up (the listener does not wait), a per-target interval, the admin
+//! endpoint, and `list_changed` notifications from the upstream. Concurrent triggers for one
+//! target coalesce: whoever arrives while a sync runs gets that sync's outcome (single
+//! flight). After a failure the next attempt comes sooner, with a doubling, jittered backoff
 //! capped at the interval, so a target that comes up late is picked up quickly.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::task::JoinHandle;
+use tokio::sync::Notify;
 use tokio::time::timeout;
 
 use super::CatalogStore;
@@ -23,18 +26,109 @@ pub struct SyncPlan {
     pub deadline: Duration,
 }
 
-pub fn spawn(store: Arc<CatalogStore>, plans: Vec<SyncPlan>) -> Vec<JoinHandle<()>> {
-    plans
-        .into_iter()
-        .map(|plan| {
-            let store = store.clone();
-            tokio::spawn(async move { run(store, plan).await })
+struct TargetSync {
+    plan: SyncPlan,
+    running: tokio::sync::Mutex<()>,
+    completed: AtomicU64,
+    last_outcome: Mutex<Result<(), String>>,
+    wake: Notify,
+}
+
+pub struct Syncer {
+    store: Arc<CatalogStore>,
+    targets: Vec<TargetSync>,
+}
+
+impl Syncer {
+    pub fn new(store: Arc<CatalogStore>, plans: Vec<SyncPlan>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            targets: plans
+                .into_iter()
+                .map(|plan| TargetSync {
+                    plan,
+                    running: tokio::sync::Mutex::new(()),
+                    completed: AtomicU64::new(0),
+                    last_outcome: Mutex::new(Err("not synced yet".into())),
+                    wake: Notify::new(),
+                })
+                .collect(),
         })
-        .collect()
+    }
+
+    /// Starts every target's loop and its change watch.
+    pub fn start(self: &Arc<Self>) {
+        for index in 0..self.targets.len() {
+            let this = self.clone();
+            tokio::spawn(async move { this.run(index).await });
+            let this = self.clone();
+            let target = self.targets[index].plan.target.clone();
+            tokio::spawn(async move {
+                target
+                    .watch_changes(Box::new(move || this.wake(index)))
+                    .await;
+            });
+        }
+    }
+
+    /// Syncs target `index` now, or joins the sync already running for it.
+    pub async fn sync_now(&self, index: usize) -> Result<(), String> {
+        let t = &self.targets[index];
+        let seen = t.completed.load(Ordering::SeqCst);
+        let _running = t.running.lock().await;
+        if t.completed.load(Ordering::SeqCst) != seen {
+            // A sync finished while this trigger waited: share its outcome.
+            return t.last_outcome.lock().unwrap().clone();
+        }
+        let outcome = sync_once(&self.store, &t.plan).await;
+        *t.last_outcome.lock().unwrap() = outcome.clone();
+        t.completed.fetch_add(1, Ordering::SeqCst);
+        outcome
+    }
+
+    /// Asks target `index`'s loop to sync soon (e.g. the upstream said its list changed).
+    pub fn wake(&self, index: usize) {
+        tracing::info!(
+            target_name = self.targets[index].plan.target.name(),
+            "upstream list changed; syncing"
+        );
+        self.targets[index].wake.notify_one();
+    }
+
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    async fn run(&self, index: usize) {
+        let t = &self.targets[index];
+        let mut backoff = FIRST_RETRY;
+        loop {
+            let wait = match self.sync_now(index).await {
+                Ok(()) => {
+                    backoff = FIRST_RETRY;
+                    t.plan.interval
+                }
+                Err(message) => {
+                    tracing::warn!(target_name = t.plan.target.name(), "sync failed: {message}");
+                    let wait = backoff.min(t.plan.interval);
+                    backoff = (backoff * 2).min(t.plan.interval);
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(jitter(wait)) => {}
+                _ = t.wake.notified() => {}
+            }
+        }
+    }
 }
 
 /// One sync of one target, bounded by its sync deadline (which covers every page).
-pub async fn sync_once(store: &CatalogStore, plan: &SyncPlan) -> Result<(), String> {
+async fn sync_once(store: &CatalogStore, plan: &SyncPlan) -> Result<(), String> {
     let outcome = match timeout(plan.deadline, plan.target.sync()).await {
         Ok(outcome) => outcome,
         Err(_) => Err(TargetError::new(
@@ -47,25 +141,6 @@ pub async fn sync_once(store: &CatalogStore, plan: &SyncPlan) -> Result<(), Stri
         )),
     };
     store.record_sync(plan.index, outcome)
-}
-
-async fn run(store: Arc<CatalogStore>, plan: SyncPlan) {
-    let mut backoff = FIRST_RETRY;
-    loop {
-        let wait = match sync_once(&store, &plan).await {
-            Ok(()) => {
-                backoff = FIRST_RETRY;
-                plan.interval
-            }
-            Err(message) => {
-                tracing::warn!(target_name = plan.target.name(), "sync failed: {message}");
-                let wait = backoff.min(plan.interval);
-                backoff = (backoff * 2).min(plan.interval);
-                wait
-            }
-        };
-        tokio::time::sleep(jitter(wait)).await;
-    }
 }
 
 /// ±10 % so many sidecars restarted together do not sync in lockstep.

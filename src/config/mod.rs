@@ -51,6 +51,18 @@ pub struct Config {
     pub catalog: CatalogConfig,
     #[serde(default)]
     pub targets: Vec<TargetConfig>,
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// The admin endpoints (`POST /admin/sync`, `GET /admin/catalog`) on the inbound listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub enabled: bool,
+    /// Required as `Authorization: Bearer <token>` when set; without one, only loopback
+    /// callers may use the admin endpoints.
+    pub token: Option<Secret>,
 }
 
 /// The listener the Gateway (or any MCP client) calls.
@@ -114,6 +126,17 @@ pub struct CatalogConfig {
     pub page_size: usize,
     /// Seconds between successful syncs of a target (targets may override).
     pub sync_interval_secs: u64,
+    /// Where each target's last good listing is kept across restarts (none: not kept).
+    pub state_dir: Option<std::path::PathBuf>,
+    /// The target name this sidecar is registered under in an AgentCore Gateway: exposed
+    /// names are kept short enough that `{gateway_target_name}___{name}` fits 64 characters.
+    pub gateway_target_name: Option<String>,
+    /// A sync whose tool count falls below this fraction of the previous count is refused
+    /// (the previous definitions stay). An empty listing after a non-empty one always is.
+    pub min_kept_fraction: f64,
+    /// Rewrite tool schemas into the subset AgentCore Gateway and Bedrock accept (targets
+    /// may override).
+    pub normalize_schemas: bool,
 }
 
 impl Default for CatalogConfig {
@@ -121,6 +144,10 @@ impl Default for CatalogConfig {
         Self {
             page_size: 100,
             sync_interval_secs: 300,
+            state_dir: None,
+            gateway_target_name: None,
+            min_kept_fraction: 0.0,
+            normalize_schemas: false,
         }
     }
 }
@@ -160,6 +187,11 @@ pub struct TargetConfig {
     pub headers: BTreeMap<String, Secret>,
     #[serde(default)]
     pub credential_provider: CredentialProviderConfig,
+    /// Which tools are exposed, and how.
+    #[serde(default)]
+    pub curation: CurationConfig,
+    /// Overrides `catalog.normalize_schemas` for this target.
+    pub normalize_schemas: Option<bool>,
     /// Entries merged into `params._meta` of every `tools/call` sent to this target (the
     /// caller's own `_meta` keys win), e.g. `{ AWS_REGION = "us-west-2" }` for the AWS MCP
     /// Server's operating region.
@@ -169,6 +201,22 @@ pub struct TargetConfig {
     /// backoff that honours `Retry-After`, always within `request_timeout_ms`.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
+}
+
+/// Per-target curation of the upstream's tools (names are the upstream's own).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CurationConfig {
+    /// Only tools matching one of these globs are exposed (empty: all).
+    pub allow_tools: Vec<String>,
+    /// Tools matching one of these globs are not exposed.
+    pub deny_tools: Vec<String>,
+    /// New names (before the target prefix), e.g. `{ get_forecast = "forecast" }`.
+    pub rename_tools: std::collections::BTreeMap<String, String>,
+    /// Replacement descriptions.
+    pub tool_descriptions: std::collections::BTreeMap<String, String>,
+    /// Expose (and allow calls to) only tools annotated `readOnlyHint: true`.
+    pub read_only: bool,
 }
 
 fn default_true() -> bool {
@@ -213,6 +261,8 @@ impl TargetConfig {
             sync_interval_secs: None,
             headers: BTreeMap::new(),
             credential_provider: CredentialProviderConfig::None,
+            curation: CurationConfig::default(),
+            normalize_schemas: None,
             meta: serde_json::Map::new(),
             max_retries: default_max_retries(),
         }
@@ -294,6 +344,23 @@ impl Config {
         if self.catalog.page_size == 0 {
             return Err(ConfigError::new("catalog.page_size", "must be at least 1"));
         }
+        if !(0.0..=1.0).contains(&self.catalog.min_kept_fraction) {
+            return Err(ConfigError::new(
+                "catalog.min_kept_fraction",
+                "must be between 0 and 1",
+            ));
+        }
+        if let Some(name) = &self.catalog.gateway_target_name {
+            let valid = !name.is_empty()
+                && name.len() <= 40
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !valid {
+                return Err(ConfigError::new(
+                    "catalog.gateway_target_name",
+                    "must be 1 to 40 characters of A-Z, a-z, 0-9 and '-' (as AgentCore target names are)",
+                ));
+            }
+        }
         if self.catalog.sync_interval_secs == 0 {
             return Err(ConfigError::new(
                 "catalog.sync_interval_secs",
@@ -356,6 +423,19 @@ impl Config {
             for (name, value) in &t.headers {
                 validate_header(name, value.expose())
                     .map_err(|p| ConfigError::new(at(&format!("headers.{name}")), p))?;
+            }
+            for (field, patterns) in [
+                ("allow_tools", &t.curation.allow_tools),
+                ("deny_tools", &t.curation.deny_tools),
+            ] {
+                for (j, p) in patterns.iter().enumerate() {
+                    globset::Glob::new(p).map_err(|e| {
+                        ConfigError::new(
+                            at(&format!("curation.{field}[{j}]")),
+                            format!("bad pattern: {e}"),
+                        )
+                    })?;
+                }
             }
             t.credential_provider.validate(&url).map_err(|(field, p)| {
                 ConfigError::new(at(&format!("credential_provider{field}")), p)

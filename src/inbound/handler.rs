@@ -14,10 +14,12 @@ use serde_json::{Map, Value, json};
 
 use super::auth::rules::{ToolAccess, ToolRules};
 use super::auth::{AuthError, Caller};
-use super::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Request, RpcError};
+use super::jsonrpc::{
+    self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RESOURCE_NOT_FOUND, Request, RpcError,
+};
 use super::protocol::{self, STATELESS_SINCE};
 use crate::Relay;
-use crate::catalog::ToolEntry;
+use crate::catalog::{COLLISION_URI_PREFIX, Catalog, Entries, Entry};
 use crate::targets::{Reply, TargetError};
 
 /// Who is asking and which per-tool rules apply (both absent when inbound auth is off).
@@ -193,13 +195,52 @@ async fn dispatch(
         "initialize" => initialize(relay, &params)?,
         "server/discover" => discover(relay),
         "ping" => with_result_type("{}".into(), modern),
-        "tools/list" => list_tools(relay, &params, modern, gate)?,
+        "tools/list" => {
+            // A caller sees only the tools it may call (hidden and out-of-scope ones alike).
+            let visible = |e: &Entry| gate.access(&e.exposed) == ToolAccess::Allowed;
+            list_page(relay, &params, modern, "tools", |c| &c.tools, visible)?
+        }
         "tools/call" => return call_tool(relay, id, params, name, accepts, modern, gate).await,
-        // Prompts and resources are not relayed yet; syncing clients (the Gateway lists all
-        // four) get an empty list rather than an error.
-        "prompts/list" => empty_list("prompts", modern),
-        "resources/list" => empty_list("resources", modern),
-        "resources/templates/list" => empty_list("resourceTemplates", modern),
+        "prompts/list" => list_page(relay, &params, modern, "prompts", |c| &c.prompts, |_| true)?,
+        "resources/list" => list_page(
+            relay,
+            &params,
+            modern,
+            "resources",
+            |c| &c.resources,
+            |_| true,
+        )?,
+        "resources/templates/list" => list_templates(relay, modern),
+        "prompts/get" => {
+            let name = name
+                .ok_or_else(|| RpcError::new(INVALID_PARAMS, "prompts/get needs `params.name`"))?;
+            let catalog = relay.store.snapshot();
+            let entry = catalog.prompts.lookup(&name).ok_or_else(|| {
+                RpcError::new(INVALID_PARAMS, format!("unknown prompt `{name}`"))
+                    .with_data(json!({ "prompt": name }))
+            })?;
+            let upstream = upstream_params(params, "name", &entry.original);
+            return forward(
+                relay,
+                id,
+                entry.target,
+                method_name(method),
+                upstream,
+                &name,
+                modern,
+            )
+            .await;
+        }
+        "resources/read" => {
+            let uri = name.ok_or_else(|| {
+                RpcError::new(INVALID_PARAMS, "resources/read needs `params.uri`")
+            })?;
+            let (target, original) = route_resource(relay, &relay.store.snapshot(), &uri)?;
+            let upstream = upstream_params(params, "uri", &original);
+            return forward(relay, id, target, "resources/read", upstream, &uri, modern).await;
+        }
+        "completion/complete" => return complete(relay, id, params, modern).await,
+        "logging/setLevel" => return set_level(relay, id, params, modern).await,
         other => {
             let message = format!("method `{other}` is not supported by mcp-sidecar");
             return Err(RpcError::new(METHOD_NOT_FOUND, message).into());
@@ -208,8 +249,23 @@ async fn dispatch(
     Ok(Answer::Body(jsonrpc::result_body(id, &result)))
 }
 
-fn capabilities() -> Value {
-    json!({ "tools": { "listChanged": false } })
+/// Tools always (the Gateway requires them); the rest when some target offers it.
+fn capabilities(catalog: &Catalog) -> Value {
+    let mut caps = json!({ "tools": { "listChanged": false } });
+    let offers = catalog.offers;
+    if offers.prompts {
+        caps["prompts"] = json!({ "listChanged": false });
+    }
+    if offers.resources {
+        caps["resources"] = json!({ "listChanged": false, "subscribe": false });
+    }
+    if offers.completions {
+        caps["completions"] = json!({});
+    }
+    if offers.logging {
+        caps["logging"] = json!({});
+    }
+    caps
 }
 
 fn server_info() -> Value {
@@ -220,27 +276,29 @@ fn initialize(relay: &Relay, params: &Params) -> Result<String, RpcError> {
     let requested = params.string("protocolVersion")?.ok_or_else(|| {
         RpcError::new(INVALID_PARAMS, "initialize needs `params.protocolVersion`")
     })?;
+    let catalog = relay.store.snapshot();
     let mut result = json!({
         "protocolVersion": protocol::negotiate_initialize(&requested),
-        "capabilities": capabilities(),
+        "capabilities": capabilities(&catalog),
         "serverInfo": server_info(),
     });
-    if let Some(instructions) = &relay.store.snapshot().instructions {
+    if let Some(instructions) = &catalog.instructions {
         result["instructions"] = json!(instructions);
     }
     Ok(result.to_string())
 }
 
 fn discover(relay: &Relay) -> String {
+    let catalog = relay.store.snapshot();
     let mut result = json!({
         "resultType": "complete",
         "supportedVersions": protocol::SUPPORTED_VERSIONS,
-        "capabilities": capabilities(),
+        "capabilities": capabilities(&catalog),
         "ttlMs": 0,
         "cacheScope": "private",
         "_meta": { "io.modelcontextprotocol/serverInfo": server_info() },
     });
-    if let Some(instructions) = &relay.store.snapshot().instructions {
+    if let Some(instructions) = &catalog.instructions {
         result["instructions"] = json!(instructions);
     }
     result.to_string()
@@ -284,26 +342,23 @@ fn listing_hints(modern: bool) -> &'static str {
     }
 }
 
-fn empty_list(key: &str, modern: bool) -> String {
-    format!(r#"{{"{key}":[]{}}}"#, listing_hints(modern))
-}
-
-fn list_tools(
+/// One page of a listing from the catalog: `{"<key>":[…],"nextCursor":…}`.
+fn list_page(
     relay: &Relay,
     params: &Params,
     modern: bool,
-    gate: Gate<'_>,
+    key: &str,
+    entries: impl Fn(&Catalog) -> &Entries,
+    visible: impl Fn(&Entry) -> bool,
 ) -> Result<String, RpcError> {
     let cursor = params.string("cursor")?;
     let catalog = relay.store.snapshot();
-    // A caller sees only the tools it may call (hidden and out-of-scope ones alike).
-    let visible = |e: &ToolEntry| gate.access(&e.exposed) == ToolAccess::Allowed;
-    let (page, next) = catalog
+    let (page, next) = entries(&catalog)
         .page(cursor.as_deref(), relay.page_size, visible)
         .map_err(|_| RpcError::new(INVALID_PARAMS, "invalid cursor"))?;
     let size: usize = page.iter().map(|e| e.json.get().len() + 1).sum();
     let mut out = String::with_capacity(size + 96);
-    out.push_str(r#"{"tools":["#);
+    out.push_str(&format!(r#"{{"{key}":["#));
     for (i, entry) in page.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -318,6 +373,167 @@ fn list_tools(
     out.push_str(listing_hints(modern));
     out.push('}');
     Ok(out)
+}
+
+/// All resource templates in one page (there are few; their order routes reads).
+fn list_templates(relay: &Relay, modern: bool) -> String {
+    let catalog = relay.store.snapshot();
+    let items: Vec<&str> = catalog
+        .resource_templates
+        .iter()
+        .map(|t| t.json.get())
+        .collect();
+    format!(
+        r#"{{"resourceTemplates":[{}]{}}}"#,
+        items.join(","),
+        listing_hints(modern)
+    )
+}
+
+/// Which target serves `uri`, and under which URI: a listed resource; a collision URI
+/// (`mcp-sidecar://{target}/{encoded}`); the first target whose template matches; or the
+/// only target there is.
+fn route_resource(
+    relay: &Relay,
+    catalog: &Catalog,
+    uri: &str,
+) -> Result<(usize, String), RpcError> {
+    if let Some(entry) = catalog.resources.lookup(uri) {
+        return Ok((entry.target, entry.original.clone()));
+    }
+    if let Some(rest) = uri.strip_prefix(COLLISION_URI_PREFIX)
+        && let Some((target, encoded)) = rest.split_once('/')
+        && let Some(index) = relay.store.target_index(target)
+    {
+        let original: String = url::form_urlencoded::parse(format!("u={encoded}").as_bytes())
+            .map(|(_, v)| v.into_owned())
+            .next()
+            .unwrap_or_default();
+        return Ok((index, original));
+    }
+    if let Some(template) = catalog.resource_templates.iter().find(|t| t.matches(uri)) {
+        return Ok((template.target, uri.to_string()));
+    }
+    if relay.targets.len() == 1 {
+        return Ok((0, uri.to_string()));
+    }
+    Err(RpcError::new(
+        RESOURCE_NOT_FOUND,
+        format!("resource `{uri}` is not served by any target"),
+    )
+    .with_data(json!({ "uri": uri })))
+}
+
+/// `completion/complete` goes to the target owning the prompt or resource it refers to.
+async fn complete(
+    relay: &Relay,
+    id: &RawValue,
+    mut params: Params,
+    modern: bool,
+) -> Result<Answer, Failure> {
+    let reference: Map<String, Value> = params
+        .members
+        .get("ref")
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .ok_or_else(|| RpcError::new(INVALID_PARAMS, "completion/complete needs `params.ref`"))?;
+    let catalog = relay.store.snapshot();
+    let (target, rewritten) = match reference.get("type").and_then(Value::as_str) {
+        Some("ref/prompt") => {
+            let name = reference
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let entry = catalog
+                .prompts
+                .lookup(name)
+                .ok_or_else(|| RpcError::new(INVALID_PARAMS, format!("unknown prompt `{name}`")))?;
+            let mut r = reference.clone();
+            r.insert("name".into(), Value::String(entry.original.clone()));
+            (entry.target, r)
+        }
+        Some("ref/resource") => {
+            let uri = reference
+                .get("uri")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let (target, original) = route_resource(relay, &catalog, uri)?;
+            let mut r = reference.clone();
+            r.insert("uri".into(), Value::String(original));
+            (target, r)
+        }
+        _ => {
+            return Err(RpcError::new(
+                INVALID_PARAMS,
+                "`params.ref.type` must be ref/prompt or ref/resource",
+            )
+            .into());
+        }
+    };
+    params.members.insert(
+        "ref".into(),
+        serde_json::value::to_raw_value(&rewritten).expect("a JSON object serializes"),
+    );
+    let upstream = upstream_params(params, "", "");
+    forward(
+        relay,
+        id,
+        target,
+        "completion/complete",
+        upstream,
+        "completion",
+        modern,
+    )
+    .await
+}
+
+/// `logging/setLevel` goes to every target that offers logging; answered once all did.
+async fn set_level(
+    relay: &Relay,
+    id: &RawValue,
+    params: Params,
+    modern: bool,
+) -> Result<Answer, Failure> {
+    let upstream = upstream_params(params, "", "");
+    let calls = (0..relay.targets.len())
+        .filter(|&i| {
+            relay
+                .store
+                .raw_listing(i)
+                .is_some_and(|l| l.capabilities.get("logging").is_some_and(|c| !c.is_null()))
+        })
+        .map(|i| relay.targets[i].call("logging/setLevel", upstream.clone(), None));
+    for outcome in futures_util::future::join_all(calls).await {
+        if let Err(e) = outcome {
+            tracing::warn!("logging/setLevel: {e}");
+        }
+    }
+    Ok(Answer::Body(jsonrpc::result_body(
+        id,
+        &with_result_type("{}".into(), modern),
+    )))
+}
+
+/// Relays one request to target `index` and answers with what it returned.
+async fn forward(
+    relay: &Relay,
+    id: &RawValue,
+    index: usize,
+    method: &'static str,
+    params: String,
+    what: &str,
+    modern: bool,
+) -> Result<Answer, Failure> {
+    let outcome = relay.targets[index].call(method, params, None).await;
+    Ok(Answer::Body(render_outcome(id, what, outcome, modern)))
+}
+
+/// The relayed methods, as the static strings targets take.
+fn method_name(method: &str) -> &'static str {
+    match method {
+        "prompts/get" => "prompts/get",
+        "resources/read" => "resources/read",
+        _ => "tools/call",
+    }
 }
 
 async fn call_tool(
@@ -337,7 +553,7 @@ async fn call_tool(
     };
     let (target_index, original) = {
         let catalog = relay.store.snapshot();
-        let entry = catalog.lookup(&name).ok_or_else(unknown)?;
+        let entry = catalog.tools.lookup(&name).ok_or_else(unknown)?;
         (entry.target, entry.original.clone())
     };
     match gate.access(&name) {
@@ -361,7 +577,7 @@ async fn call_tool(
             .meta
             .as_ref()
             .is_some_and(|m| m.contains_key("progressToken"));
-    let upstream_params = upstream_call_params(&original, params);
+    let upstream_params = upstream_params(params, "name", &original);
     let target = relay.targets[target_index].clone();
 
     if !streams_progress {
@@ -387,25 +603,35 @@ async fn call_tool(
     Ok(Answer::Stream(sse_response(Body::from_stream(events))))
 }
 
-/// The params sent upstream: the client's, with the upstream's own tool name, and without
-/// the per-request protocol keys of the client's version (the upstream session has its own).
-fn upstream_call_params(original: &str, params: Params) -> String {
+/// The params sent upstream: the client's, with `key` (the name or URI) set to the
+/// upstream's own (`key` empty: unchanged), and without the per-request protocol keys of
+/// the client's version (the upstream session has its own).
+fn upstream_params(params: Params, key: &str, original: &str) -> String {
     let mut out = String::with_capacity(256);
-    out.push_str(r#"{"name":"#);
-    out.push_str(&Value::String(original.to_string()).to_string());
-    for (key, value) in &params.members {
-        if key == "name" || key == "_meta" {
+    out.push('{');
+    if !key.is_empty() {
+        out.push_str(&Value::String(key.to_string()).to_string());
+        out.push(':');
+        out.push_str(&Value::String(original.to_string()).to_string());
+    }
+    for (name, value) in &params.members {
+        if name == key || name == "_meta" {
             continue;
         }
-        out.push(',');
-        out.push_str(&Value::String(key.clone()).to_string());
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(name.clone()).to_string());
         out.push(':');
         out.push_str(value.get());
     }
     if let Some(mut meta) = params.meta {
         meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
         if !meta.is_empty() {
-            out.push_str(r#","_meta":"#);
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push_str(r#""_meta":"#);
             out.push_str(&Value::Object(meta).to_string());
         }
     }
@@ -445,7 +671,7 @@ mod tests {
         )
         .unwrap();
         let params = Params::parse(Some(&raw)).unwrap();
-        let out: Value = serde_json::from_str(&upstream_call_params("echo", params)).unwrap();
+        let out: Value = serde_json::from_str(&upstream_params(params, "name", "echo")).unwrap();
         assert_eq!(
             out,
             json!({"name":"echo","arguments":{"text":"hi"},"_meta":{"progressToken":7}})
@@ -459,7 +685,8 @@ mod tests {
             with_result_type("{}".into(), true),
             r#"{"resultType":"complete"}"#
         );
-        let v: Value = serde_json::from_str(&empty_list("prompts", true)).unwrap();
+        let v: Value =
+            serde_json::from_str(&format!(r#"{{"prompts":[]{}}}"#, listing_hints(true))).unwrap();
         assert_eq!(v["prompts"], json!([]));
         assert_eq!(v["ttlMs"], 0);
     }

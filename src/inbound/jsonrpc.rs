@@ -11,6 +11,8 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
+/// MCP: the resource does not exist.
+pub const RESOURCE_NOT_FOUND: i64 = -32002;
 /// Server-defined: the caller is not authenticated or not authorized (sent with HTTP 401/403).
 pub const UNAUTHORIZED: i64 = -32001;
 /// MCP 2026-07-28: a header contradicts the body.

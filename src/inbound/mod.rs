@@ -1,5 +1,6 @@
 //! The HTTP surface: `POST /mcp` (path configurable), health endpoints, and the listener.
 
+pub mod admin;
 pub mod auth;
 pub mod guard;
 pub mod handler;
@@ -23,7 +24,7 @@ use self::guard::HostGuard;
 use self::handler::Accepts;
 use self::jsonrpc::{INVALID_REQUEST, Incoming, RpcError, UNAUTHORIZED};
 use crate::Relay;
-use crate::config::InboundConfig;
+use crate::config::{AdminConfig, InboundConfig};
 
 struct Inbound {
     relay: Arc<Relay>,
@@ -35,9 +36,13 @@ struct Inbound {
 pub fn router(
     relay: Arc<Relay>,
     config: &InboundConfig,
+    admin_config: &AdminConfig,
     auth: Option<Arc<Authenticator>>,
 ) -> Router {
     let metadata_routes = auth.is_some();
+    let admin = admin_config
+        .enabled
+        .then(|| admin::routes(relay.clone(), admin_config));
     let state = Arc::new(Inbound {
         relay,
         guard: HostGuard::new(&config.allowed_hosts, &config.allowed_origins),
@@ -54,7 +59,7 @@ pub fn router(
                 get(protected_resource_metadata),
             );
     }
-    router
+    let router = router
         .route(
             &config.path,
             post(mcp_post)
@@ -64,7 +69,11 @@ pub fn router(
         .route("/ping", get(ping))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(state);
+    match admin {
+        Some(admin) => router.merge(admin),
+        None => router,
+    }
 }
 
 async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body: Body) -> Response {
@@ -214,7 +223,10 @@ async fn readyz(State(inbound): State<Arc<Inbound>>) -> Response {
         status,
         json!({
             "ready": ready,
-            "tools": catalog.len(),
+            "tools": catalog.tools.len(),
+            "prompts": catalog.prompts.len(),
+            "resources": catalog.resources.len(),
+            "normalized": catalog.normalized,
             "collisions": catalog.collisions,
             "targets": store.statuses(),
         }),

@@ -34,7 +34,9 @@ use tokio::time::{Instant, timeout_at};
 
 use super::auth::{CredentialProvider, Refusal, provider_for};
 use super::sse::SseParser;
-use super::{BoxFuture, FailureKind, Listing, NotificationSink, Reply, Target, TargetError};
+use super::{
+    BoxFuture, ChangeCallback, FailureKind, Listing, NotificationSink, Reply, Target, TargetError,
+};
 use crate::config::TargetConfig;
 
 /// Protocol versions the sidecar speaks to upstreams, newest first. The first is offered
@@ -67,6 +69,9 @@ pub struct McpHttpTarget {
     permits: Semaphore,
     max_concurrency: usize,
     sessions: Cache<(), Arc<Session>>,
+    /// Set by `watch_changes`: called for list-changed notifications, whichever stream
+    /// they arrive on.
+    on_change: std::sync::OnceLock<ChangeCallback>,
     next_id: AtomicU64,
     /// Merged into `params._meta` of `tools/call` (None when the target configures none).
     meta: Option<Map<String, Value>>,
@@ -80,6 +85,7 @@ struct Session {
     protocol_version: HeaderValue,
     instructions: Option<String>,
     server_info: Option<Value>,
+    capabilities: Value,
 }
 
 /// The fields of an upstream JSON-RPC message the relay looks at; the rest stays raw.
@@ -120,6 +126,7 @@ impl McpHttpTarget {
             permits: Semaphore::new(config.max_concurrency),
             max_concurrency: config.max_concurrency,
             sessions: Cache::builder().max_capacity(1).build(),
+            on_change: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
             meta: (!config.meta.is_empty()).then(|| config.meta.clone()),
             max_retries: config.max_retries,
@@ -181,6 +188,8 @@ impl McpHttpTarget {
             instructions: Option<String>,
             #[serde(default)]
             server_info: Option<Value>,
+            #[serde(default)]
+            capabilities: Value,
         }
         let init: InitializeResult = serde_json::from_str(result.get()).map_err(|e| {
             self.error(
@@ -207,6 +216,7 @@ impl McpHttpTarget {
             })?,
             instructions: init.instructions,
             server_info: init.server_info,
+            capabilities: init.capabilities,
         });
         self.notify_initialized(&session, deadline).await?;
         tracing::info!(target_name = %self.name, protocol = %init.protocol_version,
@@ -520,7 +530,12 @@ impl McpHttpTarget {
                 format!("{method}: not a JSON-RPC message ({e}): {}", quote(&bytes)),
             )
         })?;
-        if message.method.is_some() {
+        if let Some(method) = &message.method {
+            if LIST_CHANGED.contains(&method.as_ref())
+                && let Some(on_change) = self.on_change.get()
+            {
+                on_change();
+            }
             if message.id.is_none() {
                 if let Some(sink) = notify {
                     // A closed sink means the client went away; the call still completes.
@@ -630,8 +645,58 @@ impl McpHttpTarget {
         work.await
     }
 
-    async fn list_all_tools(&self) -> Result<Listing, TargetError> {
-        let mut tools = Vec::new();
+    /// Everything a sync learns: tools always; prompts, resources and resource templates
+    /// when the upstream's capabilities announce them.
+    async fn list_everything(&self) -> Result<Listing, TargetError> {
+        let tools = self.list_all("tools/list", "tools").await?;
+        let session = self.session().await?;
+        let offers = |capability: &str| {
+            session
+                .capabilities
+                .get(capability)
+                .is_some_and(|c| !c.is_null())
+        };
+        let (prompts, resources, resource_templates) = (
+            if offers("prompts") {
+                self.list_all("prompts/list", "prompts").await?
+            } else {
+                Vec::new()
+            },
+            if offers("resources") {
+                self.list_all("resources/list", "resources").await?
+            } else {
+                Vec::new()
+            },
+            if offers("resources") {
+                self.list_all("resources/templates/list", "resourceTemplates")
+                    .await?
+            } else {
+                Vec::new()
+            },
+        );
+        Ok(Listing {
+            tools,
+            prompts,
+            resources,
+            resource_templates,
+            instructions: session.instructions.clone(),
+            server_info: session.server_info.clone(),
+            capabilities: session.capabilities.clone(),
+            protocol_version: session
+                .protocol_version
+                .to_str()
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+
+    /// One paginated listing (`tools/list`, `prompts/list`, …) followed to its end.
+    async fn list_all(
+        &self,
+        method: &'static str,
+        key: &str,
+    ) -> Result<Vec<Map<String, Value>>, TargetError> {
+        let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_LIST_PAGES {
             let params = match &cursor {
@@ -641,62 +706,139 @@ impl McpHttpTarget {
             let deadline = Instant::now() + self.request_timeout;
             let reply = self
                 .bounded(
-                    "tools/list",
+                    method,
                     deadline,
-                    self.request("tools/list", &params, None, deadline),
+                    self.request(method, &params, None, deadline),
                 )
                 .await?;
             let result = match reply {
                 Reply::Result(r) => r,
                 Reply::Error(e) => {
-                    return Err(
-                        self.error(FailureKind::Rejected, format!("tools/list failed: {e}"))
-                    );
+                    return Err(self.error(FailureKind::Rejected, format!("{method} failed: {e}")));
                 }
             };
-            #[derive(Deserialize)]
-            #[serde(rename_all = "camelCase")]
-            struct Page {
-                tools: Vec<Map<String, Value>>,
-                #[serde(default)]
-                next_cursor: Option<String>,
-            }
-            let page: Page = serde_json::from_str(result.get()).map_err(|e| {
+            let mut page: Map<String, Value> = serde_json::from_str(result.get()).map_err(|e| {
                 self.error(
                     FailureKind::BadResponse,
-                    format!("tools/list result is not valid: {e}"),
+                    format!("{method} result is not valid: {e}"),
                 )
             })?;
-            tools.extend(page.tools);
-            match page.next_cursor {
-                Some(next) if !next.is_empty() => {
-                    if cursor.as_deref() == Some(next.as_str()) {
-                        return Err(self.error(
-                            FailureKind::BadResponse,
-                            "tools/list returned the same cursor twice",
-                        ));
+            match page.remove(key) {
+                Some(Value::Array(list)) => {
+                    for item in list {
+                        match item {
+                            Value::Object(item) => items.push(item),
+                            _ => {
+                                return Err(self.error(
+                                    FailureKind::BadResponse,
+                                    format!("{method}: `{key}` holds a non-object"),
+                                ));
+                            }
+                        }
                     }
-                    cursor = Some(next);
                 }
                 _ => {
-                    let session = self.session().await?;
-                    return Ok(Listing {
-                        tools,
-                        instructions: session.instructions.clone(),
-                        server_info: session.server_info.clone(),
-                        protocol_version: session
-                            .protocol_version
-                            .to_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                    });
+                    return Err(self.error(
+                        FailureKind::BadResponse,
+                        format!("{method} result has no `{key}` list"),
+                    ));
                 }
+            }
+            match page.get("nextCursor").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() => {
+                    if cursor.as_deref() == Some(next) {
+                        return Err(self.error(
+                            FailureKind::BadResponse,
+                            format!("{method} returned the same cursor twice"),
+                        ));
+                    }
+                    cursor = Some(next.to_string());
+                }
+                _ => return Ok(items),
             }
         }
         Err(self.error(
             FailureKind::BadResponse,
-            format!("tools/list did not end after {MAX_LIST_PAGES} pages"),
+            format!("{method} did not end after {MAX_LIST_PAGES} pages"),
         ))
+    }
+}
+
+/// Why a standalone event stream ended.
+enum StreamEnd {
+    /// The upstream offers none (stateless, or GET answered 405): stop watching.
+    Unsupported,
+    /// It closed; reconnect.
+    Closed,
+}
+
+/// The notifications that mean "sync again".
+const LIST_CHANGED: &[&str] = &[
+    "notifications/tools/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/resources/list_changed",
+];
+
+impl McpHttpTarget {
+    /// Follows the session's standalone GET event stream (where stateful servers send
+    /// notifications outside any request) and reports list changes.
+    async fn follow_event_stream(
+        &self,
+        on_change: &ChangeCallback,
+    ) -> Result<StreamEnd, TargetError> {
+        let session = self.session().await?;
+        let Some(id) = &session.id else {
+            return Ok(StreamEnd::Unsupported);
+        };
+        let mut request = self
+            .client
+            .get(self.url.clone())
+            .header(ACCEPT, "text/event-stream")
+            .header(SESSION_HEADER, id.clone())
+            .header(PROTOCOL_HEADER, session.protocol_version.clone())
+            .build()
+            .map_err(|e| self.error(FailureKind::Unreachable, e.without_url().to_string()))?;
+        self.credentials
+            .authorize(&mut request)
+            .await
+            .map_err(|e| self.error(FailureKind::Unreachable, format!("credentials: {e}")))?;
+        let mut response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| self.error(FailureKind::Unreachable, e.without_url().to_string()))?;
+        match response.status() {
+            http::StatusCode::METHOD_NOT_ALLOWED => return Ok(StreamEnd::Unsupported),
+            http::StatusCode::NOT_FOUND => {
+                self.drop_session(&session).await;
+                return Ok(StreamEnd::Closed);
+            }
+            status if !status.is_success() => {
+                return Err(
+                    self.error(FailureKind::HttpStatus(status.as_u16()), "GET event stream")
+                );
+            }
+            _ => {}
+        }
+        let mut parser = SseParser::new(self.max_message_bytes);
+        let mut events = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.read_error(e))? {
+            parser
+                .feed(&chunk, &mut events)
+                .map_err(|e| self.error(FailureKind::BadResponse, format!("event stream: {e}")))?;
+            for event in events.drain(..) {
+                #[derive(Deserialize)]
+                struct Method {
+                    method: Option<String>,
+                }
+                if let Ok(Method { method: Some(m) }) = serde_json::from_slice(&event)
+                    && LIST_CHANGED.contains(&m.as_str())
+                {
+                    on_change();
+                }
+            }
+        }
+        Ok(StreamEnd::Closed)
     }
 }
 
@@ -706,7 +848,7 @@ impl Target for McpHttpTarget {
     }
 
     fn sync(&self) -> BoxFuture<'_, Result<Listing, TargetError>> {
-        Box::pin(self.list_all_tools())
+        Box::pin(self.list_everything())
     }
 
     fn call<'a>(
@@ -728,6 +870,25 @@ impl Target for McpHttpTarget {
                 self.request(method, &params, notify.as_ref(), deadline),
             )
             .await
+        })
+    }
+
+    fn watch_changes(&self, on_change: ChangeCallback) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if self.on_change.set(on_change).is_err() {
+                return; // already watched
+            }
+            let on_change = self.on_change.get().expect("just set");
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                match self.follow_event_stream(on_change).await {
+                    Ok(StreamEnd::Unsupported) => return,
+                    Ok(StreamEnd::Closed) => backoff = Duration::from_secs(1),
+                    Err(e) => tracing::debug!(target_name = %self.name, "event stream: {e}"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
         })
     }
 

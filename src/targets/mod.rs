@@ -24,13 +24,21 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// JSON-RPC messages, while the call is in flight.
 pub type NotificationSink = tokio::sync::mpsc::Sender<Bytes>;
 
-/// What a sync learns from a target.
-#[derive(Debug, Clone, Default)]
+/// Called when an upstream announces a list change.
+pub type ChangeCallback = Box<dyn Fn() + Send + Sync>;
+
+/// What a sync learns from a target: definitions exactly as the upstream sent them.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Listing {
-    /// Tool definitions exactly as the upstream sent them.
     pub tools: Vec<Map<String, Value>>,
+    pub prompts: Vec<Map<String, Value>>,
+    pub resources: Vec<Map<String, Value>>,
+    pub resource_templates: Vec<Map<String, Value>>,
     pub instructions: Option<String>,
     pub server_info: Option<Value>,
+    /// The upstream's `initialize` capabilities.
+    pub capabilities: Value,
     pub protocol_version: String,
 }
 
@@ -54,6 +62,9 @@ pub trait Target: Send + Sync {
     ) -> BoxFuture<'a, Result<Reply, TargetError>>;
     /// Releases upstream resources (e.g. ends the MCP session) at shutdown. Best effort.
     fn close(&self) -> BoxFuture<'_, ()>;
+    /// Calls `on_change` whenever the upstream announces that its tools, prompts or
+    /// resources changed; runs until the upstream cannot announce anything (then returns).
+    fn watch_changes(&self, on_change: ChangeCallback) -> BoxFuture<'_, ()>;
 }
 
 pub fn build(config: &TargetConfig) -> anyhow::Result<Arc<dyn Target>> {

@@ -12,9 +12,11 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, InitializeRequestParams,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-    Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, InitializeRequestParams, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -40,6 +42,15 @@ pub struct Knobs {
     pub saw_authorization: AtomicUsize,
     /// When set, the HTTP layer requires `x-api-key: test-key`.
     pub require_api_key: AtomicBool,
+    /// When non-zero, the HTTP layer answers every request with this status (429 comes
+    /// with `Retry-After: 1`).
+    pub status_override: std::sync::atomic::AtomicU16,
+    /// Milliseconds each tools/list takes.
+    pub list_delay_ms: std::sync::atomic::AtomicU64,
+    /// Also offer prompts and resources.
+    pub extras: AtomicBool,
+    /// The session's peer, captured at initialize, to push notifications outside requests.
+    pub peer: std::sync::Mutex<Option<rmcp::Peer<RoleServer>>>,
 }
 
 #[derive(Clone)]
@@ -62,8 +73,81 @@ fn tool(name: &str) -> Tool {
 
 impl ServerHandler for TestServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_instructions(format!("Instructions of {}", self.name))
+        let capabilities = if self.knobs.extras.load(Ordering::SeqCst) {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities).with_instructions(format!("Instructions of {}", self.name))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(serde_json::from_value(json!({"prompts": [
+            {"name": "greet", "description": "Greets someone", "arguments": [{"name": "who", "required": true}]}
+        ]}))
+        .unwrap())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let who = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("who"))
+            .and_then(Value::as_str)
+            .unwrap_or("nobody")
+            .to_string();
+        let result: GetPromptResult = serde_json::from_value(json!({
+            "messages": [{"role": "user", "content": {"type": "text", "text": format!("Hello {who} from {}:{}", self.name, request.name)}}]
+        }))
+        .unwrap();
+        Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(serde_json::from_value(json!({"resources": [
+            {"uri": format!("test://{}/readme", self.name), "name": "readme"},
+            {"uri": "file:///shared.txt", "name": "shared"}
+        ]}))
+        .unwrap())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(serde_json::from_value(json!({"resourceTemplates": [
+            {"uriTemplate": format!("test://{}/items/{{id}}", self.name), "name": "item"}
+        ]}))
+        .unwrap())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let result: ReadResourceResult = serde_json::from_value(json!({
+            "contents": [{"uri": request.uri, "text": format!("{} read {}", self.name, request.uri)}]
+        }))
+        .unwrap();
+        Ok(result.into())
     }
 
     async fn initialize(
@@ -72,6 +156,7 @@ impl ServerHandler for TestServer {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
         self.knobs.initializes.fetch_add(1, Ordering::SeqCst);
+        *self.knobs.peer.lock().unwrap() = Some(context.peer.clone());
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
     }
@@ -82,6 +167,10 @@ impl ServerHandler for TestServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         self.knobs.lists.fetch_add(1, Ordering::SeqCst);
+        let delay = self.knobs.list_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         let total = self.knobs.tools.load(Ordering::SeqCst);
         let page = match self.knobs.page_size.load(Ordering::SeqCst) {
             0 => total.max(1),
@@ -192,6 +281,16 @@ pub async fn upstream(name: &'static str, tools: usize, stateful: bool) -> Upstr
             async move {
                 if req.headers().contains_key(http::header::AUTHORIZATION) {
                     knobs.saw_authorization.fetch_add(1, Ordering::SeqCst);
+                }
+                let forced = knobs.status_override.load(Ordering::SeqCst);
+                if forced != 0 {
+                    let status = http::StatusCode::from_u16(forced).unwrap();
+                    return (
+                        status,
+                        [(http::header::RETRY_AFTER, "1")],
+                        "forced by the test",
+                    )
+                        .into_response();
                 }
                 if knobs.require_api_key.load(Ordering::SeqCst)
                     && req.headers().get("x-api-key").and_then(|v| v.to_str().ok())

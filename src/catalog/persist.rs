@@ -1,0 +1,225 @@
+//! The state directory: each target's last good listing, so a restarted sidecar serves its
+//! catalog before any upstream answers.
+//!
+//! One file per target, `{name}.catalog.json`, replaced atomically (write a temporary file,
+//! fsync, rename over the old one, fsync the directory): a crash leaves the old file or the
+//! new one, never half of either. A file from another format version, for another target
+//! URL, or that does not parse is reported and ignored, never fatal, never half-loaded.
+//! What is saved is the upstream's own listing; curation and normalization are re-applied at
+//! load, so config changes take effect on restart.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::targets::Listing;
+
+const FORMAT: &str = "mcp-sidecar/catalog";
+const VERSION: u32 = 1;
+
+pub struct StateDir {
+    path: PathBuf,
+}
+
+/// A listing as saved.
+#[derive(Debug)]
+pub struct Saved {
+    pub listing: Listing,
+    pub synced_at: SystemTime,
+}
+
+#[derive(Serialize, Deserialize)]
+struct File_ {
+    format: String,
+    version: u32,
+    target: String,
+    /// SHA-256 of the target URL: a saved listing is only for the server it came from (the
+    /// URL itself is not stored, in case it carries credentials).
+    url_sha256: String,
+    synced_at_unix: u64,
+    listing: Listing,
+}
+
+fn url_hash(url: &str) -> String {
+    Sha256::digest(url.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl StateDir {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn file(&self, target: &str) -> PathBuf {
+        self.path.join(format!("{target}.catalog.json"))
+    }
+
+    /// `Ok(None)`: nothing saved for this target.
+    pub fn load(&self, target: &str, url: &str) -> Result<Option<Saved>, String> {
+        let path = self.file(target);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        #[derive(Deserialize)]
+        struct Header {
+            format: String,
+            version: u32,
+        }
+        let header: Header = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{} is not a saved catalog: {e}", path.display()))?;
+        if header.format != FORMAT || header.version != VERSION {
+            return Err(format!(
+                "{} is {} version {}, this sidecar reads {FORMAT} version {VERSION}",
+                path.display(),
+                header.format,
+                header.version
+            ));
+        }
+        let saved: File_ = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{} is corrupt: {e}", path.display()))?;
+        if saved.target != target || saved.url_sha256 != url_hash(url) {
+            return Err(format!(
+                "{} was saved for another target or URL",
+                path.display()
+            ));
+        }
+        Ok(Some(Saved {
+            listing: saved.listing,
+            synced_at: UNIX_EPOCH + Duration::from_secs(saved.synced_at_unix),
+        }))
+    }
+
+    pub fn save(
+        &self,
+        target: &str,
+        url: &str,
+        listing: &Listing,
+        synced_at: SystemTime,
+    ) -> std::io::Result<()> {
+        fs::create_dir_all(&self.path)?;
+        let record = File_ {
+            format: FORMAT.into(),
+            version: VERSION,
+            target: target.into(),
+            url_sha256: url_hash(url),
+            synced_at_unix: synced_at
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs(),
+            listing: listing.clone(),
+        };
+        let final_path = self.file(target);
+        let temporary = self.path.join(format!(".{target}.catalog.json.tmp"));
+        {
+            let mut file = File::create(&temporary)?;
+            serde_json::to_writer(&mut file, &record)?;
+            file.flush()?;
+            file.sync_all()?;
+        }
+        fs::rename(&temporary, &final_path)?;
+        // The rename itself must reach the disk too.
+        File::open(&self.path)?.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("mcp-sidecar-persist-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn listing() -> Listing {
+        Listing {
+            tools: vec![
+                json!({"name": "a", "inputSchema": {"type": "object"}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ],
+            instructions: Some("hi".into()),
+            protocol_version: "2025-11-25".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn round_trip_and_no_leftovers() {
+        let dir = temp_dir("roundtrip");
+        let state = StateDir::new(dir.clone());
+        assert!(state.load("t", "http://x").unwrap().is_none());
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        state.save("t", "http://x", &listing(), at).unwrap();
+        let saved = state.load("t", "http://x").unwrap().unwrap();
+        assert_eq!(saved.listing.tools, listing().tools);
+        assert_eq!(saved.listing.instructions.as_deref(), Some("hi"));
+        assert_eq!(saved.synced_at, at);
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn corrupt_foreign_and_mismatched_files_are_refused() {
+        let dir = temp_dir("bad");
+        let state = StateDir::new(dir.clone());
+        state
+            .save("t", "http://x", &listing(), SystemTime::now())
+            .unwrap();
+        assert!(
+            state
+                .load("t", "http://other")
+                .unwrap_err()
+                .contains("another target or URL")
+        );
+        fs::write(
+            dir.join("t.catalog.json"),
+            b"{\"format\":\"mcp-sidecar/catalog\",\"version\":1,\"tar",
+        )
+        .unwrap();
+        assert!(
+            state
+                .load("t", "http://x")
+                .unwrap_err()
+                .contains("not a saved catalog")
+        );
+        fs::write(
+            dir.join("t.catalog.json"),
+            br#"{"format":"mcp-sidecar/catalog","version":99}"#,
+        )
+        .unwrap();
+        assert!(
+            state
+                .load("t", "http://x")
+                .unwrap_err()
+                .contains("version 99")
+        );
+        fs::write(
+            dir.join("t.catalog.json"),
+            br#"{"format":"mcp-sidecar/catalog","version":1,"target":"t"}"#,
+        )
+        .unwrap();
+        assert!(state.load("t", "http://x").unwrap_err().contains("corrupt"));
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,281 @@
+//! Each target's last good listing and sync status, and the published [`Catalog`] built from
+//! them. The rules that keep the catalog from going dark live here: a failed sync, or a
+//! listing that collapses (empty, or below `min_kept_fraction` of the previous one), never
+//! replaces good definitions.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+
+use super::persist::StateDir;
+use super::{Catalog, Contribution, Curation, naming};
+use crate::config::Config;
+use crate::targets::{Listing, TargetError};
+
+/// A target's sync state, as `/readyz` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// Never synced, nothing restored.
+    Pending,
+    /// Serving definitions restored from the state directory; no live sync yet.
+    Restored,
+    /// The last sync succeeded.
+    Ready,
+    /// The last sync failed; earlier definitions (if any) are still served.
+    Failing,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetStatus {
+    pub name: String,
+    pub state: SyncState,
+    pub tools: usize,
+    pub prompts: usize,
+    pub resources: usize,
+    /// Always present (null until the first success / while there is no error), so
+    /// monitoring can rely on the keys.
+    pub last_success: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub protocol_version: Option<String>,
+}
+
+struct TargetSlot {
+    name: String,
+    url: String,
+    prefix: bool,
+    normalize_schemas: bool,
+    curation: Curation,
+    inner: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    listing: Option<Arc<Listing>>,
+    restored: bool,
+    last_success: Option<SystemTime>,
+    last_error: Option<(SystemTime, String)>,
+}
+
+pub struct CatalogStore {
+    current: ArcSwap<Catalog>,
+    slots: Vec<TargetSlot>,
+    max_name_len: usize,
+    min_kept_fraction: f64,
+    state: Option<StateDir>,
+    /// Serializes rebuilds so two syncs finishing together cannot publish out of order.
+    rebuild: Mutex<()>,
+}
+
+impl CatalogStore {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let slots = config
+            .targets
+            .iter()
+            .map(|t| {
+                Ok(TargetSlot {
+                    name: t.name.clone(),
+                    url: t.url.clone(),
+                    prefix: t.prefix_tools,
+                    normalize_schemas: t
+                        .normalize_schemas
+                        .unwrap_or(config.catalog.normalize_schemas),
+                    curation: Curation::new(&t.curation)?,
+                    inner: Mutex::new(SlotState::default()),
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            current: ArcSwap::from_pointee(Catalog::default()),
+            slots,
+            max_name_len: naming::max_len_behind_gateway(
+                config.catalog.gateway_target_name.as_deref(),
+            ),
+            min_kept_fraction: config.catalog.min_kept_fraction,
+            state: config.catalog.state_dir.clone().map(StateDir::new),
+            rebuild: Mutex::new(()),
+        })
+    }
+
+    pub fn snapshot(&self) -> Arc<Catalog> {
+        self.current.load_full()
+    }
+
+    /// Loads persisted listings before any upstream answers, so `tools/list` works right
+    /// after a restart even with every upstream down. Unusable files are reported, skipped.
+    pub fn restore(&self) {
+        let Some(state) = &self.state else { return };
+        let mut restored = 0;
+        for slot in &self.slots {
+            match state.load(&slot.name, &slot.url) {
+                Ok(Some(saved)) => {
+                    let mut s = slot.inner.lock().unwrap();
+                    s.listing = Some(Arc::new(saved.listing));
+                    s.restored = true;
+                    s.last_success = Some(saved.synced_at);
+                    restored += 1;
+                }
+                Ok(None) => {}
+                Err(problem) => {
+                    tracing::warn!(target_name = %slot.name, "ignoring saved catalog: {problem}")
+                }
+            }
+        }
+        if restored > 0 {
+            tracing::info!(targets = restored, dir = %state.path().display(), "restored saved catalogs");
+            self.republish();
+        }
+    }
+
+    /// Records a sync outcome for target `index`. A success replaces that target's
+    /// definitions, republishes and persists; a failure only records the error.
+    /// Returns the error kept, if the outcome was refused.
+    pub fn record_sync(
+        &self,
+        index: usize,
+        outcome: Result<Listing, TargetError>,
+    ) -> Result<(), String> {
+        let slot = &self.slots[index];
+        let now = SystemTime::now();
+        let outcome = outcome.map_err(|e| e.to_string()).and_then(|listing| {
+            let previous = slot
+                .inner
+                .lock()
+                .unwrap()
+                .listing
+                .as_ref()
+                .map_or(0, |l| l.tools.len());
+            match self.refusal(previous, listing.tools.len()) {
+                Some(why) => Err(format!(
+                    "upstream target '{}' {why}; keeping the previous {previous} tools",
+                    slot.name
+                )),
+                None => Ok(listing),
+            }
+        });
+        match outcome {
+            Ok(listing) => {
+                let listing = Arc::new(listing);
+                {
+                    let mut state = slot.inner.lock().unwrap();
+                    state.listing = Some(listing.clone());
+                    state.restored = false;
+                    state.last_success = Some(now);
+                    state.last_error = None;
+                }
+                self.republish();
+                if let Some(state) = &self.state
+                    && let Err(e) = state.save(&slot.name, &slot.url, &listing, now)
+                {
+                    tracing::warn!(target_name = %slot.name, "could not save the catalog: {e}");
+                }
+                Ok(())
+            }
+            Err(message) => {
+                slot.inner.lock().unwrap().last_error = Some((now, message.clone()));
+                Err(message)
+            }
+        }
+    }
+
+    /// Why a listing of `now` tools must not replace one of `previous` tools, if it must not.
+    /// An empty answer from a target that had tools is far more often throttling or a
+    /// half-started upstream than a real change.
+    fn refusal(&self, previous: usize, now: usize) -> Option<String> {
+        if previous > 0 && now == 0 {
+            return Some("returned an empty tool list".into());
+        }
+        if (now as f64) < previous as f64 * self.min_kept_fraction {
+            return Some(format!(
+                "returned {now} tools, below min_kept_fraction {} of the previous count",
+                self.min_kept_fraction
+            ));
+        }
+        None
+    }
+
+    fn republish(&self) {
+        let _guard = self.rebuild.lock().unwrap();
+        let empty = Listing::default();
+        let listings: Vec<Option<Arc<Listing>>> = self
+            .slots
+            .iter()
+            .map(|s| s.inner.lock().unwrap().listing.clone())
+            .collect();
+        let contributions: Vec<Contribution<'_>> = self
+            .slots
+            .iter()
+            .zip(&listings)
+            .map(|(slot, listing)| Contribution {
+                target: &slot.name,
+                prefix: slot.prefix,
+                listing: listing.as_deref().unwrap_or(&empty),
+                curation: &slot.curation,
+                normalize_schemas: slot.normalize_schemas,
+            })
+            .collect();
+        let catalog = Catalog::build(&contributions, self.max_name_len);
+        tracing::info!(
+            tools = catalog.tools.len(),
+            prompts = catalog.prompts.len(),
+            resources = catalog.resources.len(),
+            "catalog published"
+        );
+        self.current.store(Arc::new(catalog));
+    }
+
+    /// Ready once any target has definitions (synced or restored): from then on
+    /// `tools/list` has something to serve.
+    pub fn is_ready(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.inner.lock().unwrap().listing.is_some())
+    }
+
+    pub fn target_index(&self, name: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.name == name)
+    }
+
+    pub fn target_names(&self) -> impl Iterator<Item = &str> {
+        self.slots.iter().map(|s| s.name.as_str())
+    }
+
+    /// The upstream's definitions as last synced (before curation and normalization).
+    pub fn raw_listing(&self, index: usize) -> Option<Arc<Listing>> {
+        self.slots[index].inner.lock().unwrap().listing.clone()
+    }
+
+    pub fn statuses(&self) -> Vec<TargetStatus> {
+        self.slots
+            .iter()
+            .map(|slot| {
+                let s = slot.inner.lock().unwrap();
+                let state = match (&s.last_error, &s.listing) {
+                    (Some(_), _) => SyncState::Failing,
+                    (None, Some(_)) if s.restored => SyncState::Restored,
+                    (None, Some(_)) => SyncState::Ready,
+                    (None, None) => SyncState::Pending,
+                };
+                let count = |f: fn(&Listing) -> usize| s.listing.as_deref().map_or(0, f);
+                TargetStatus {
+                    name: slot.name.clone(),
+                    state,
+                    tools: count(|l| l.tools.len()),
+                    prompts: count(|l| l.prompts.len()),
+                    resources: count(|l| l.resources.len()),
+                    last_success: s.last_success.map(rfc3339),
+                    last_error: s.last_error.as_ref().map(|(_, m)| m.clone()),
+                    last_error_at: s.last_error.as_ref().map(|(t, _)| rfc3339(*t)),
+                    protocol_version: s.listing.as_ref().map(|l| l.protocol_version.clone()),
+                }
+            })
+            .collect()
+    }
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
