@@ -64,6 +64,7 @@ RUN groupadd --system --gid 10001 mcp \
 COPY --from=builder /out/mcp-sidecar /usr/local/bin/mcp-sidecar
 
 ENV MCP_SIDECAR_LISTEN=0.0.0.0:8000 \
+    MCP_SIDECAR_STATE_DIR=/home/mcp/state \
     MCP_SIDECAR_PATH=/mcp
 
 USER 10001:10001
