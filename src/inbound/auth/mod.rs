@@ -168,8 +168,13 @@ impl Authenticator {
     }
 
     async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
-        let header = decode_header(token)
-            .map_err(|e| AuthError::Invalid(format!("malformed token ({e})")))?;
+        let header = decode_header(token).map_err(|e| match unverified_header_alg(token) {
+            // Say plainly that the algorithm is refused (e.g. `none`), not how serde failed.
+            Some(alg) => AuthError::Invalid(format!(
+                "malformed token: algorithm `{alg}` is not accepted"
+            )),
+            None => AuthError::Invalid(format!("malformed token ({e})")),
+        })?;
         let issuer = unverified_issuer(token)
             .ok_or_else(|| AuthError::Invalid("token has no `iss`".into()))?;
         let (authorizer, issuer) = self.authorizer_for(&issuer).await?;
@@ -323,6 +328,16 @@ fn unverified_issuer(token: &str) -> Option<String> {
         iss: String,
     }
     serde_json::from_slice::<Iss>(&bytes).ok().map(|i| i.iss)
+}
+
+/// The `alg` a token's header names, read without trusting it (for error messages).
+fn unverified_header_alg(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()?;
+    let value: Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("alg")?.as_str().map(str::to_string)
 }
 
 /// The authorizer's checks beyond signature and standard claims.
