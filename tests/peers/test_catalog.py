@@ -895,3 +895,58 @@ def test_resources_and_templates_relayed_from_everything(two_target_sidecar: Pro
         err = error_of(c.request_full("resources/read", {"uri": "demo://resource/nowhere/1"}))
         assert err["code"] == -32002 and "demo://resource/nowhere/1" in err["message"], err
 
+
+# --------------------------------------------------------------------------- 6. upstream restart
+
+
+def test_upstream_restart_new_session_sync_and_list_changed_recover(logdir: Path, own_everything: Proc, procs) -> None:
+    """server-everything restarted on the same URL forgets every session. It answers a
+    request carrying the old session id with HTTP 400 and JSON-RPC -32000 "Bad Request: No
+    valid session ID provided" (not the 404 the spec recommends), which is what the
+    TypeScript SDK's example servers do. The sidecar must get a new session: calls and
+    syncs work again, and list_changed from the new session still reaches the catalog."""
+    cfg = config(
+        [target_toml("everything", own_everything.url, sync_interval_secs=3600)], admin=True, sync_interval_secs=3600
+    )
+    sc = procs(start_sidecar(logdir, cfg))
+    wait_ready(sc, ["everything"])
+    own_everything.stop()
+    again = procs(start_everything(logdir, port=own_everything.port))
+
+    with RawMcp(again.url) as d:
+        d.initialize()
+        d.session_id = "0f0f0f0f-dead-4bad-8bad-000000000000"  # one it never handed out
+        r = d.post({"jsonrpc": "2.0", "id": 9, "method": "tools/list"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32000, (r.status_code, r.text)
+
+    with RawMcp(sc.url) as c:
+        c.initialize()
+        deadline, last = time.monotonic() + 10.0, {}
+        while time.monotonic() < deadline:
+            last = c.call(PREFIX + "echo", {"message": "after restart"})
+            if "result" in last:
+                break
+            time.sleep(0.5)
+        assert last.get("result", {}).get("content") == [{"type": "text", "text": "Echo: after restart"}], (
+            f"tools/call {PREFIX}echo still failing 10 s after server-everything restarted: {json.dumps(last)}"
+        )
+
+        r = httpx.post(base_of(sc.url) + "/admin/sync?target=everything", timeout=30.0)
+        assert r.status_code == 200 and r.json()["results"] == [{"target": "everything", "ok": True}], r.text
+        assert readyz(sc)["everything"]["state"] == "ready"
+
+        # Only list_changed can bring a new resource in now (interval 3600 s). A notification
+        # sent while the sidecar has no event stream on the new session is not replayed to it,
+        # so the call is repeated (each re-registers the resource and notifies again) until
+        # the sidecar is listening on its new session: allowed 20 s, its reconnect backoff.
+        name = "after-restart.txt.gz"
+        uri = f"demo://resource/session/{name}"
+        data = "data:text/plain;base64," + base64.b64encode(b"x").decode()
+        deadline, seen = time.monotonic() + 20.0, False
+        while not seen and time.monotonic() < deadline:
+            result_of(c.call(PREFIX + "gzip-file-as-resource", {"name": name, "data": data, "outputType": "resourceLink"}))
+            until = time.monotonic() + 1.5
+            while not seen and time.monotonic() < until:
+                seen = uri in [x["uri"] for x in list_all(c, "resources/list", "resources")]
+                time.sleep(0.1)
+        assert seen, f"{uri} never reached the sidecar's resources/list after the upstream restart\n{sc.logs()}"
