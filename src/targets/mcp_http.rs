@@ -468,6 +468,21 @@ impl McpHttpTarget {
         if status == http::StatusCode::NOT_FOUND && had_session {
             return Err(self.error(FailureKind::SessionExpired, "HTTP 404 for the session"));
         }
+        if status == http::StatusCode::BAD_REQUEST && had_session {
+            // The TypeScript SDK's servers answer an unknown session with 400 ("No valid
+            // session ID provided") rather than the spec's 404, e.g. after a restart.
+            let body = read_quote(&mut response).await;
+            if body.to_ascii_lowercase().contains("session") {
+                return Err(self.error(
+                    FailureKind::SessionExpired,
+                    format!("HTTP 400 for the session: {body}"),
+                ));
+            }
+            return Err(self.error(
+                FailureKind::HttpStatus(400),
+                format!("{method} → 400 Bad Request: {body}"),
+            ));
+        }
         if !status.is_success() {
             return Err(self.status_error(response, method, "").await);
         }
@@ -601,13 +616,7 @@ impl McpHttpTarget {
         note: &str,
     ) -> TargetError {
         let status = response.status();
-        let mut body = Vec::new();
-        while let Ok(Some(chunk)) = response.chunk().await {
-            body.extend_from_slice(&chunk);
-            if body.len() > ERROR_BODY_QUOTE {
-                break;
-            }
-        }
+        let body = read_quote(&mut response).await;
         let hint = match status.as_u16() {
             401 | 403 => " (credentials rejected)".to_string(),
             404 => " (check the target url)".to_string(),
@@ -617,7 +626,7 @@ impl McpHttpTarget {
         };
         self.error(
             FailureKind::HttpStatus(status.as_u16()),
-            format!("{method} → {status}{hint}: {}", quote(&body)),
+            format!("{method} → {status}{hint}: {body}"),
         )
     }
 
@@ -809,7 +818,8 @@ impl McpHttpTarget {
             .map_err(|e| self.error(FailureKind::Unreachable, e.without_url().to_string()))?;
         match response.status() {
             http::StatusCode::METHOD_NOT_ALLOWED => return Ok(StreamEnd::Unsupported),
-            http::StatusCode::NOT_FOUND => {
+            // A gone session (404, or 400 from servers that answer it so): start a new one.
+            http::StatusCode::NOT_FOUND | http::StatusCode::BAD_REQUEST => {
                 self.drop_session(&session).await;
                 return Ok(StreamEnd::Closed);
             }
@@ -1043,6 +1053,18 @@ fn is_session_expired_error(error: &RawValue) -> bool {
         code: i64,
     }
     serde_json::from_str::<Code>(error.get()).is_ok_and(|c| c.code == SESSION_EXPIRED_CODE)
+}
+
+/// Reads (a bounded start of) an error body as printable text.
+async fn read_quote(response: &mut reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > ERROR_BODY_QUOTE {
+            break;
+        }
+    }
+    quote(&body)
 }
 
 /// A short, printable excerpt of an upstream body for error messages.
