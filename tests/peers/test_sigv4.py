@@ -389,5 +389,7 @@ def test_oauth_client_credentials_refresh_on_expiry_and_on_401(demo: Proc, fake_
     rs.post("/admin/revoke-seen")
     before = token_requests()
     assert call(sc.url, "api___add", {"a": 2, "b": 2})["result"]["structuredContent"] == {"sum": 4.0}
-    assert token_requests() == before + 1
+    # One new token for the 401 (plus, at most, the scheduled one if its refresh point fell
+    # inside this call).
+    assert before + 1 <= token_requests() <= before + 2
     assert "s3cr3t-value" not in sc.logs(100000)
