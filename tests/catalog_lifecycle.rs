@@ -144,6 +144,28 @@ async fn throttling_and_shrinking_keep_the_last_good_definitions() {
 }
 
 #[tokio::test]
+async fn garbage_after_good_syncs_keeps_the_last_good_definitions() {
+    let up = upstream("t", 3, false).await;
+    let config = format!("[admin]\nenabled = true\n{}", target_toml("t", &up.url, ""));
+    let sidecar = sidecar(&config).await;
+    wait_for_state(&sidecar.base, "t", "ready").await;
+    up.knobs.garbage.store(true, Ordering::SeqCst);
+    let result = admin_sync(&sidecar.base, Some("t")).await;
+    assert_eq!(result["results"][0]["ok"], false, "{result}");
+    let status = wait_for_state(&sidecar.base, "t", "failing").await;
+    let error = status["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("invalid response") && error.contains("oops"),
+        "{status}"
+    );
+    assert!(
+        status["last_success"].is_string(),
+        "the last good sync stays on record"
+    );
+    assert_eq!(list_all(&sidecar.url).await.len(), 3);
+}
+
+#[tokio::test]
 async fn fifty_concurrent_triggers_cause_one_upstream_listing() {
     let up = upstream("t", 2, false).await;
     let config = format!("[admin]\nenabled = true\n{}", target_toml("t", &up.url, ""));

@@ -45,6 +45,8 @@ pub struct Knobs {
     /// When non-zero, the HTTP layer answers every request with this status (429 comes
     /// with `Retry-After: 1`).
     pub status_override: std::sync::atomic::AtomicU16,
+    /// When set, the HTTP layer answers every request with 200 and a body that is not JSON.
+    pub garbage: AtomicBool,
     /// Milliseconds each tools/list takes.
     pub list_delay_ms: std::sync::atomic::AtomicU64,
     /// Also offer prompts and resources.
@@ -281,6 +283,13 @@ pub async fn upstream(name: &'static str, tools: usize, stateful: bool) -> Upstr
             async move {
                 if req.headers().contains_key(http::header::AUTHORIZATION) {
                     knobs.saw_authorization.fetch_add(1, Ordering::SeqCst);
+                }
+                if knobs.garbage.load(Ordering::SeqCst) {
+                    return (
+                        [(http::header::CONTENT_TYPE, "application/json")],
+                        "<html>oops</html>",
+                    )
+                        .into_response();
                 }
                 let forced = knobs.status_override.load(Ordering::SeqCst);
                 if forced != 0 {
