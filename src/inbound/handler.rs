@@ -572,35 +572,56 @@ async fn call_tool(
         )
         .into());
     }
-    let streams_progress = accepts.sse
-        && params
-            .meta
-            .as_ref()
-            .is_some_and(|m| m.contains_key("progressToken"));
     let upstream_params = upstream_params(params, "name", &original);
     let target = relay.targets[target_index].clone();
-
-    if !streams_progress {
+    if !accepts.sse {
         let outcome = target.call("tools/call", upstream_params, None).await;
         return Ok(Answer::Body(render_outcome(id, &name, outcome, modern)));
     }
-    // Progress notifications flow to the client as they arrive, then the result.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    // The client can take an event stream. Whether it gets one is decided by what the
+    // upstream sends first: the result (the common case) is answered as plain JSON;
+    // a notification tied to the call (progress, log messages) switches to an event
+    // stream that carries it, the ones after it, and then the result.
+    let (tx, mut notifications) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let mut call =
+        Box::pin(async move { target.call("tools/call", upstream_params, Some(tx)).await });
+    let first = tokio::select! {
+        biased;
+        first = notifications.recv() => first,
+        outcome = &mut call => {
+            if notifications.is_empty() {
+                return Ok(Answer::Body(render_outcome(id, &name, outcome, modern)));
+            }
+            // Notifications and the result arrived together: stream them in order.
+            let result = Bytes::from(render_outcome(id, &name, outcome, modern));
+            let mut messages = Vec::new();
+            while let Ok(message) = notifications.try_recv() {
+                messages.push(Ok::<_, Infallible>(sse_frame(&message)));
+            }
+            messages.push(Ok(sse_frame(&result)));
+            return Ok(Answer::Stream(sse_response(Body::from_stream(futures_util::stream::iter(messages)))));
+        }
+    };
+    let (result_tx, result_rx) = tokio::sync::oneshot::channel::<Bytes>();
     let id = id.to_owned();
     tokio::spawn(async move {
-        let outcome = target
-            .call("tools/call", upstream_params, Some(tx.clone()))
-            .await;
-        let _ = tx
-            .send(Bytes::from(render_outcome(&id, &name, outcome, modern)))
-            .await;
+        let outcome = call.await;
+        let _ = result_tx.send(Bytes::from(render_outcome(&id, &name, outcome, modern)));
     });
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+    // The notification channel closes when the call finishes; the result comes last.
+    let head = futures_util::stream::iter(first.map(|m| Ok::<_, Infallible>(sse_frame(&m))));
+    let rest = futures_util::stream::unfold(notifications, |mut rx| async move {
         rx.recv()
             .await
-            .map(|message| (Ok::<_, Infallible>(sse_frame(&message)), rx))
+            .map(|m| (Ok::<_, Infallible>(sse_frame(&m)), rx))
     });
-    Ok(Answer::Stream(sse_response(Body::from_stream(events))))
+    let tail = futures_util::stream::once(async move {
+        Ok::<_, Infallible>(sse_frame(&result_rx.await.unwrap_or_default()))
+    });
+    use futures_util::StreamExt;
+    Ok(Answer::Stream(sse_response(Body::from_stream(
+        head.chain(rest).chain(tail),
+    ))))
 }
 
 /// The params sent upstream: the client's, with `key` (the name or URI) set to the
