@@ -123,10 +123,11 @@ impl StateDir {
         let final_path = self.file(target);
         let temporary = self.path.join(format!(".{target}.catalog.json.tmp"));
         {
-            let mut file = File::create(&temporary)?;
+            // Buffered: serde_json writes token by token (850,000 writes for 10,000 tools).
+            let mut file = std::io::BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
             serde_json::to_writer(&mut file, &record)?;
             file.flush()?;
-            file.sync_all()?;
+            file.get_ref().sync_all()?;
         }
         fs::rename(&temporary, &final_path)?;
         // The rename itself must reach the disk too.
