@@ -169,7 +169,7 @@ async fn one_initialize_per_upstream_session_and_one_reinitialize_after_expiry()
 
 #[tokio::test]
 async fn slow_target_times_out_by_name_while_others_and_listing_stay_fast() {
-    let slow = upstream("slow", 1, false).await;
+    let slow = upstream("slow", 1, true).await;
     let fast = upstream("fast", 1, false).await;
     let config = format!(
         "{}{}",
@@ -197,6 +197,15 @@ async fn slow_target_times_out_by_name_while_others_and_listing_stay_fast() {
     assert_eq!(reply["result"]["content"][0]["text"], "fast:tool_000:x");
 
     let timed_out = stuck.await.unwrap();
+    // The sidecar told the upstream it gave up, so the upstream stops working on it.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while slow.knobs.cancelled.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "notifications/cancelled never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let error = &timed_out["error"];
     assert_eq!(error["code"], -32603, "{timed_out}");
     assert_eq!(error["data"]["target"], "slow");

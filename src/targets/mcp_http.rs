@@ -305,25 +305,69 @@ impl McpHttpTarget {
                 .await?;
             let session_id = response.headers().get(SESSION_HEADER).cloned();
             let reply = self
-                .read_reply(
-                    response,
-                    session.is_some_and(|s| s.id.is_some()),
-                    id,
-                    method,
-                    notify,
-                )
+                .read_reply(response, session, id, method, notify)
                 .await?;
             Ok((reply, session_id))
         };
-        timeout_at(deadline, work).await.map_err(|_| {
-            self.error(
-                FailureKind::Timeout,
-                format!(
-                    "no answer to {method} within {} ms",
-                    self.request_timeout.as_millis()
-                ),
-            )
-        })?
+        match timeout_at(deadline, work).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                self.cancel(session, id, method).await;
+                Err(self.error(
+                    FailureKind::Timeout,
+                    format!(
+                        "no answer to {method} within {} ms",
+                        self.request_timeout.as_millis()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Tells the upstream the sidecar gave up on request `id` (MCP: the side that times out
+    /// sends `notifications/cancelled`), so it can stop working on it. Best effort, brief.
+    async fn cancel(&self, session: Option<&Session>, id: u64, method: &str) {
+        if method == "initialize" {
+            return; // the spec forbids cancelling initialize
+        }
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"mcp-sidecar: request timed out"}}}}"#
+        );
+        let sent = tokio::time::timeout(
+            Duration::from_millis(500),
+            self.post(session, Bytes::from(body)),
+        )
+        .await;
+        if !matches!(sent, Ok(Ok(_))) {
+            tracing::debug!(target_name = %self.name, "could not send notifications/cancelled for request {id}");
+        }
+    }
+
+    /// Answers an upstream's request to the client (sampling, elicitation, roots) with an
+    /// error at once: a stateless relay has no client session to ask, and an unanswered
+    /// request would hold the tool call until it times out.
+    async fn refuse_server_request(
+        &self,
+        session: Option<&Session>,
+        their_id: &Value,
+        their_method: &str,
+    ) {
+        let error = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": their_id,
+            "error": {
+                "code": -32601,
+                "message": format!("mcp-sidecar relays statelessly and cannot forward {their_method} to its client"),
+            },
+        });
+        let sent = tokio::time::timeout(
+            self.request_timeout,
+            self.post(session, Bytes::from(error.to_string())),
+        )
+        .await;
+        if !matches!(sent, Ok(Ok(_))) {
+            tracing::debug!(target_name = %self.name, "could not refuse the upstream's {their_method} request");
+        }
     }
 
     /// Sends one message, retrying what HTTP alone can fix (see the module docs). Other
@@ -459,12 +503,13 @@ impl McpHttpTarget {
     async fn read_reply(
         &self,
         mut response: reqwest::Response,
-        had_session: bool,
+        session: Option<&Session>,
         id: u64,
         method: &str,
         notify: Option<&NotificationSink>,
     ) -> Result<Reply, TargetError> {
         let status = response.status();
+        let had_session = session.is_some_and(|s| s.id.is_some());
         if status == http::StatusCode::NOT_FOUND && had_session {
             return Err(self.error(FailureKind::SessionExpired, "HTTP 404 for the session"));
         }
@@ -500,7 +545,10 @@ impl McpHttpTarget {
                     .feed(&chunk, &mut events)
                     .map_err(|e| self.error(FailureKind::BadResponse, format!("{method}: {e}")))?;
                 for event in events.drain(..) {
-                    if let Some(reply) = self.take_message(event, id, method, notify).await? {
+                    if let Some(reply) = self
+                        .take_message(event, session, id, method, notify)
+                        .await?
+                    {
                         return Ok(reply);
                     }
                 }
@@ -511,7 +559,7 @@ impl McpHttpTarget {
             ))
         } else if content_type.starts_with("application/json") {
             let body = self.read_body(&mut response, method).await?;
-            match self.take_message(body, id, method, None).await? {
+            match self.take_message(body, session, id, method, None).await? {
                 Some(reply) => Ok(reply),
                 None => Err(self.error(
                     FailureKind::BadResponse,
@@ -531,6 +579,7 @@ impl McpHttpTarget {
     async fn take_message(
         &self,
         bytes: Vec<u8>,
+        session: Option<&Session>,
         id: u64,
         method: &str,
         notify: Option<&NotificationSink>,
@@ -556,10 +605,9 @@ impl McpHttpTarget {
                     // A closed sink means the client went away; the call still completes.
                     let _ = sink.send(Bytes::from(bytes)).await;
                 }
-            } else {
-                // A server-to-client request (sampling, elicitation, roots): a stateless relay
-                // has no client session to ask, so it is not answered.
-                tracing::debug!(target_name = %self.name, "ignoring a server-to-client request during {method}");
+            } else if let Some(their_id) = &message.id {
+                tracing::debug!(target_name = %self.name, "refusing the upstream's {method} request during a call");
+                self.refuse_server_request(session, their_id, method).await;
             }
             return Ok(None);
         }

@@ -45,6 +45,8 @@ pub struct Knobs {
     /// When non-zero, the HTTP layer answers every request with this status (429 comes
     /// with `Retry-After: 1`).
     pub status_override: std::sync::atomic::AtomicU16,
+    /// Calls cancelled by the client (`notifications/cancelled`) while they ran.
+    pub cancelled: AtomicUsize,
     /// When set, the HTTP layer answers every request with 200 and a body that is not JSON.
     pub garbage: AtomicBool,
     /// Milliseconds each tools/list takes.
@@ -201,11 +203,17 @@ impl ServerHandler for TestServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
         if let Some(ms) = args.get("ms").and_then(Value::as_u64) {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                _ = context.ct.cancelled() => {
+                    self.knobs.cancelled.fetch_add(1, Ordering::SeqCst);
+                    return Err(ErrorData::internal_error("cancelled", None));
+                }
+            }
         }
         let text = args.get("text").and_then(Value::as_str).unwrap_or_default();
         let result: CallToolResult = serde_json::from_value(json!({
