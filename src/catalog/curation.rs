@@ -65,6 +65,11 @@ impl Curation {
         self.rename.get(name).map_or(name, String::as_str)
     }
 
+    /// Whether [`Self::rewrite`] would change tool `name`'s definition.
+    pub fn rewrites(&self, name: &str) -> bool {
+        self.descriptions.contains_key(name)
+    }
+
     /// Applies description overrides to a definition about to be exposed.
     pub fn rewrite(&self, name: &str, definition: &mut Map<String, Value>) {
         if let Some(description) = self.descriptions.get(name) {

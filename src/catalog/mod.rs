@@ -12,6 +12,7 @@ pub mod schema;
 pub mod store;
 pub mod sync;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use base64::Engine;
@@ -178,10 +179,13 @@ impl Catalog {
                 .filter(|t| name_of(t).is_some_and(|n| c.curation.admits(n, t)))
                 .map(|t| {
                     let upstream = name_of(t).unwrap_or_default();
-                    let mut def = t.clone();
-                    c.curation.rewrite(upstream, &mut def);
+                    // Copy a definition only when something in it changes besides the name.
+                    let mut def = Cow::Borrowed(t);
+                    if c.curation.rewrites(upstream) {
+                        c.curation.rewrite(upstream, def.to_mut());
+                    }
                     if c.normalize_schemas {
-                        normalize_tool(c.target, upstream, &mut def, &mut normalized);
+                        normalize_tool(c.target, upstream, def.to_mut(), &mut normalized);
                     }
                     (
                         upstream.to_string(),
@@ -200,7 +204,9 @@ impl Catalog {
                 c.listing
                     .prompts
                     .iter()
-                    .filter_map(|p| name_of(p).map(|n| (n.to_string(), n.to_string(), p.clone())))
+                    .filter_map(|p| {
+                        name_of(p).map(|n| (n.to_string(), n.to_string(), Cow::Borrowed(p)))
+                    })
                     .collect()
             },
         );
@@ -229,7 +235,9 @@ fn named_entries(
     kind: &str,
     max_len: usize,
     collisions: &mut Vec<String>,
-    mut candidates_of: impl FnMut(&Contribution<'_>) -> Vec<(String, String, Map<String, Value>)>,
+    mut candidates_of: impl for<'c> FnMut(
+        &Contribution<'c>,
+    ) -> Vec<(String, String, Cow<'c, Map<String, Value>>)>,
 ) -> Entries {
     let mut taken: HashMap<String, (usize, String)> = HashMap::new();
     let mut entries = Vec::new();
@@ -237,7 +245,7 @@ fn named_entries(
         let mut candidates = candidates_of(c);
         candidates.sort_by(|a, b| a.0.cmp(&b.0));
         candidates.dedup_by(|a, b| a.0 == b.0);
-        for (upstream, local, mut def) in candidates {
+        for (upstream, local, def) in candidates {
             let wanted = naming::exposed_name(c.target, &local, c.prefix, max_len);
             let exposed = match taken.get(&wanted) {
                 None => wanted,
@@ -253,9 +261,12 @@ fn named_entries(
                 }
             };
             taken.insert(exposed.clone(), (t, upstream.clone()));
-            def.insert("name".into(), Value::String(exposed.clone()));
+            let renamed = Renamed {
+                definition: &def,
+                name: &exposed,
+            };
             entries.push(Entry {
-                json: serde_json::value::to_raw_value(&def).expect("a JSON object serializes"),
+                json: serde_json::value::to_raw_value(&renamed).expect("a JSON object serializes"),
                 exposed,
                 target: t,
                 original: upstream,
@@ -263,6 +274,32 @@ fn named_entries(
         }
     }
     Entries::new(entries)
+}
+
+/// A definition serialized with another `name`, without copying it.
+struct Renamed<'a> {
+    definition: &'a Map<String, Value>,
+    name: &'a str,
+}
+
+impl serde::Serialize for Renamed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let has_name = self.definition.contains_key("name");
+        let mut map =
+            serializer.serialize_map(Some(self.definition.len() + usize::from(!has_name)))?;
+        if !has_name {
+            map.serialize_entry("name", self.name)?;
+        }
+        for (key, value) in self.definition {
+            if key == "name" {
+                map.serialize_entry(key, self.name)?;
+            } else {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// Resources keep their URIs. When two targets list the same URI, the first (config order)

@@ -72,23 +72,31 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        #[derive(Deserialize)]
-        struct Header {
-            format: String,
-            version: u32,
-        }
-        let header: Header = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{} is not a saved catalog: {e}", path.display()))?;
-        if header.format != FORMAT || header.version != VERSION {
-            return Err(format!(
-                "{} is {} version {}, this sidecar reads {FORMAT} version {VERSION}",
-                path.display(),
-                header.format,
-                header.version
-            ));
-        }
-        let saved: File_ = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{} is corrupt: {e}", path.display()))?;
+        // One full parse in the common case; the header is read only to explain a failure.
+        let saved: File_ = match serde_json::from_slice::<File_>(&bytes) {
+            Ok(saved) if saved.format == FORMAT && saved.version == VERSION => saved,
+            outcome => {
+                #[derive(Deserialize)]
+                struct Header {
+                    format: String,
+                    version: u32,
+                }
+                let header: Header = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{} is not a saved catalog: {e}", path.display()))?;
+                if header.format != FORMAT || header.version != VERSION {
+                    return Err(format!(
+                        "{} is {} version {}, this sidecar reads {FORMAT} version {VERSION}",
+                        path.display(),
+                        header.format,
+                        header.version
+                    ));
+                }
+                return Err(match outcome {
+                    Err(e) => format!("{} is corrupt: {e}", path.display()),
+                    Ok(_) => format!("{} is not a saved catalog", path.display()),
+                });
+            }
+        };
         if saved.target != target || saved.url_sha256 != url_hash(url) {
             return Err(format!(
                 "{} was saved for another target or URL",
