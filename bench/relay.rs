@@ -201,9 +201,136 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // Its CPU time counts as the bench's own when telling how busy the rest of the machine was.
+        if let Some(t) = cpu_ticks(&self.pid().to_string()) {
+            CHILD_TICKS.fetch_add(t, Ordering::Relaxed);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU ticks (utime + stime, all threads) used by the children the bench has stopped so far.
+static CHILD_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// utime + stime of a process (`self` or a PID), in clock ticks.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name start at field 3 (state).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Ticks the whole machine spent in user, nice and system mode (from /proc/stat).
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    Some(f.first()? + f.get(1)? + f.get(2)?)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    command_line("getconf", &["CLK_TCK"])
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The ephemeral ends of the loopback TCP connections that have `port` at one end, in any
+/// state (TIME_WAIT included, so connections closed in the last minute still count).
+fn tcp_peers_of_port(port: u16) -> std::collections::HashSet<u16> {
+    let mut peers = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let port_of = |a: &str| {
+                a.rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            };
+            let (Some(local), Some(remote)) = (
+                f.get(1).and_then(|a| port_of(a)),
+                f.get(2).and_then(|a| port_of(a)),
+            ) else {
+                continue;
+            };
+            if remote == port {
+                peers.insert(local);
+            } else if local == port && remote != 0 {
+                peers.insert(remote);
+            }
+        }
+    }
+    peers
+}
+
+fn url_port(url: &str) -> Option<u16> {
+    let authority = url.split("://").nth(1)?.split('/').next()?;
+    authority.rsplit(':').next()?.parse().ok()
+}
+
+/// CPU used per successful call during a throughput window, in microseconds.
+#[derive(Clone, Copy, Default)]
+struct CpuPerCall {
+    client: f64,
+    sidecar: Option<f64>,
+    upstream: f64,
+}
+
+impl CpuPerCall {
+    fn total(&self) -> f64 {
+        self.client + self.sidecar.unwrap_or(0.0) + self.upstream
+    }
+
+    fn describe(&self) -> String {
+        match self.sidecar {
+            Some(side) => format!(
+                "client {:.0} + sidecar {:.0} + upstream {:.0} = {:.0} µs",
+                self.client,
+                side,
+                self.upstream,
+                self.total()
+            ),
+            None => format!(
+                "client {:.0} + upstream {:.0} = {:.0} µs",
+                self.client,
+                self.upstream,
+                self.total()
+            ),
+        }
+    }
+}
+
+/// Runs a throughput window and charges the CPU time of the client (this process), the
+/// upstream and the sidecar (when there is one) to the successful calls.
+async fn throughput_with_cpu(
+    ep: &Endpoint,
+    body: &Bytes,
+    s: Settings,
+    upstream: &Proc,
+    sidecar: Option<&Proc>,
+    tick_us: f64,
+) -> Result<(Tput, Option<String>, CpuPerCall)> {
+    let ticks = |p: Option<&Proc>| p.and_then(|p| cpu_ticks(&p.pid().to_string()));
+    let before = (cpu_ticks("self"), ticks(Some(upstream)), ticks(sidecar));
+    let (t, err) = throughput(ep, body, s).await?;
+    let after = (cpu_ticks("self"), ticks(Some(upstream)), ticks(sidecar));
+    let per_call = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
+        Some((b? - a?) as f64 * tick_us / t.ok.max(1) as f64)
+    };
+    let cpu = CpuPerCall {
+        client: per_call(before.0, after.0).unwrap_or(f64::NAN),
+        upstream: per_call(before.1, after.1).unwrap_or(f64::NAN),
+        sidecar: sidecar.map(|_| per_call(before.2, after.2).unwrap_or(f64::NAN)),
+    };
+    Ok((t, err, cpu))
 }
 
 fn free_loopback_port() -> Result<u16> {
@@ -616,6 +743,11 @@ struct UpstreamFigures {
     tput_errors: Vec<String>,
     idle_rss_kib: u64,
     peak_rss_kib: u64,
+    cpu_direct: CpuPerCall,
+    cpu_side: CpuPerCall,
+    /// TCP connections between the sidecar and the upstream opened during the sidecar's
+    /// throughput window (0 when it reused its pooled connections).
+    upstream_conns: usize,
 }
 
 struct Ctx {
@@ -624,6 +756,7 @@ struct Ctx {
     tmp: PathBuf,
     http: reqwest::Client,
     s: Settings,
+    tick_us: f64,
 }
 
 impl Ctx {
@@ -655,6 +788,7 @@ impl Ctx {
         label: &str,
         direct: &Endpoint,
         side: &Endpoint,
+        upstream: &Proc,
         sidecar: &mut Proc,
         side_tools: &[Value],
     ) -> Result<UpstreamFigures> {
@@ -681,9 +815,15 @@ impl Ctx {
         eprintln!("  {label}: sequential tools/call latency ...");
         let (lat_direct, lat_side) = compare_latency(direct, &dbody, side, &sbody, self.s).await?;
         eprintln!("  {label}: throughput direct ...");
-        let (tput_direct, e1) = throughput(direct, &dbody, self.s).await?;
+        let (tput_direct, e1, cpu_direct) =
+            throughput_with_cpu(direct, &dbody, self.s, upstream, None, self.tick_us).await?;
         eprintln!("  {label}: throughput via sidecar ...");
-        let (tput_side, e2) = throughput(side, &sbody, self.s).await?;
+        let up_port = url_port(&direct.url).ok_or_else(|| anyhow!("no port in {}", direct.url))?;
+        let conns_before = tcp_peers_of_port(up_port);
+        let (tput_side, e2, cpu_side) =
+            throughput_with_cpu(side, &sbody, self.s, upstream, Some(sidecar), self.tick_us)
+                .await?;
+        let upstream_conns = tcp_peers_of_port(up_port).difference(&conns_before).count();
         sidecar.ensure_alive()?;
         let (_, peak_rss_kib) = sidecar.memory_kib()?;
         let mut tput_errors = Vec::new();
@@ -708,6 +848,9 @@ impl Ctx {
             tput_errors,
             idle_rss_kib,
             peak_rss_kib,
+            cpu_direct,
+            cpu_side,
+            upstream_conns,
         })
     }
 
@@ -752,7 +895,7 @@ impl Ctx {
             startups.push(t);
         }
         let figs = self
-            .measure_upstream("fast", &direct, &side, &mut sidecar, &side_tools)
+            .measure_upstream("fast", &direct, &side, &up, &mut sidecar, &side_tools)
             .await?;
         up.ensure_alive()?;
         Ok((figs, startups))
@@ -787,7 +930,7 @@ impl Ctx {
             })
             .await?;
         let figs = self
-            .measure_upstream("slow", &direct, &side, &mut sidecar, &side_tools)
+            .measure_upstream("slow", &direct, &side, &up, &mut sidecar, &side_tools)
             .await?;
         up.ensure_alive()?;
         Ok(figs)
@@ -1007,6 +1150,12 @@ impl Table {
             &format!("≥ {tput_target_pct:.0} %"),
             Some(ratio >= tput_target_pct),
         );
+        self.row(
+            format!("{l}: CPU per call during the throughput windows, direct → via sidecar"),
+            format!("{} → {}", f.cpu_direct.describe(), f.cpu_side.describe()),
+            "",
+            None,
+        );
     }
 
     fn markdown(&self) -> String {
@@ -1056,7 +1205,10 @@ fn main() {
 
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {
@@ -1100,8 +1252,12 @@ async fn run() -> Result<()> {
         tmp,
         http: http_client()?,
         s,
+        tick_us: 1e6 / clock_ticks_per_sec(),
     };
     let load_start = loadavg();
+    let run_start = Instant::now();
+    let busy_start = machine_busy_ticks();
+    let own_start = cpu_ticks("self");
     eprintln!(
         "relay bench: binary {}{}",
         bin.display(),
@@ -1126,6 +1282,15 @@ async fn run() -> Result<()> {
     eprintln!("1,000-tool catalog ...");
     let many = ctx.many_tools().await?;
     let load_end = loadavg();
+    // CPU that neither this bench nor its children used, as a share of the machine.
+    let foreign_pct = (|| {
+        let busy = machine_busy_ticks()? - busy_start?;
+        let ours = cpu_ticks("self")? - own_start? + CHILD_TICKS.load(Ordering::Relaxed);
+        let capacity = run_start.elapsed().as_secs_f64()
+            * clock_ticks_per_sec()
+            * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        Some(100.0 * busy.saturating_sub(ours) as f64 / capacity)
+    })();
 
     // ---- the table
     let mut t = Table { rows: Vec::new() };
@@ -1147,7 +1312,8 @@ async fn run() -> Result<()> {
     t.row(
         format!(
             "tools/list, {} cached tools, p50 / p99 ({paging}, {} bytes)",
-            many.tools, many.body_bytes
+            thousands(many.tools as f64),
+            thousands(many.body_bytes as f64)
         ),
         format!("{} / {}", ms(many.via.p50), ms(many.via.p99)),
         "≤ 1 ms p50",
@@ -1156,7 +1322,7 @@ async fn run() -> Result<()> {
     t.row(
         format!(
             "tools/list, same {} tools straight from the upstream, p50 / p99 (reference)",
-            many.tools
+            thousands(many.tools as f64)
         ),
         format!("{} / {}", ms(many.direct.p50), ms(many.direct.p99)),
         "",
@@ -1244,7 +1410,11 @@ async fn run() -> Result<()> {
     }
     let _ = writeln!(
         notes,
-        "- Machine: {cores} CPU(s), shared by the client, the sidecars and the upstreams; load average at start {load_start}, at end {load_end}."
+        "- Machine: {cores} CPU(s), shared by the client, the sidecars and the upstreams; load average at start {load_start}, at end {load_end} \
+         (these include the bench's own processes); CPU used by other processes during the run: {}.",
+        foreign_pct.map_or("unknown".to_string(), |p| format!(
+            "about {p:.0} % of the machine"
+        ))
     );
     let _ = writeln!(
         notes,
@@ -1260,6 +1430,20 @@ async fn run() -> Result<()> {
     let _ = writeln!(
         notes,
         "- tools/list: demo-upstream `--extra-tools 1000` behind a sidecar configured with `[catalog] page_size = 2000`; {paging}."
+    );
+    for f in std::iter::once(&fast).chain(slow.iter()) {
+        let _ = writeln!(
+            notes,
+            "- {}: the sidecar opened {} TCP connection(s) to the upstream while relaying {} calls in its throughput window.",
+            f.label,
+            f.upstream_conns,
+            thousands(f.tput_side.ok as f64)
+        );
+    }
+    let _ = writeln!(
+        notes,
+        "- CPU per call: utime + stime of each process over a throughput window, divided by the successful calls; \
+         with all processes on {cores} CPU(s), throughput is bounded by about {cores} s of CPU per second divided by the total."
     );
     for e in fast
         .tput_errors
