@@ -91,10 +91,11 @@ EOF
 }
 
 # Runs the suite against URL $1; label $2 names its output files.
-run_suite() {
-  local url="$1" label="$2"
+run_suite() { # url label [bearer token]
+  local url="$1" label="$2" bearer="${3:-}"
   echo "conformance: $SUITE suite against $label ($url)"
-  timeout --kill-after=10 "$SUITE_TIMEOUT" node "$CLI" server --url "$url" --suite "$SUITE" \
+  CONFORMANCE_BEARER="$bearer" timeout --kill-after=10 "$SUITE_TIMEOUT" \
+    node --require "$HERE/bearer-preload.cjs" "$CLI" server --url "$url" --suite "$SUITE" \
     -o "$WORK/$label" >"$WORK/$label.out" 2>&1
   local rc=$?
   if [[ $rc -eq 124 || $rc -eq 137 ]]; then
@@ -157,13 +158,71 @@ echo "conformance: through mcp-sidecar (compared with tests/conformance/expected
 "$PYTHON" "$HERE/results.py" "$WORK/sidecar.out" "$WORK/sidecar" "$HERE/expected-failures.txt"
 sidecar_rc=$?
 
+# The same scenarios with inbound auth on: a real issuer, a token from the client-credentials
+# grant, and a sidecar that requires it (the token reaches every request the suite makes through
+# bearer-preload.cjs). The results must match the unauthenticated run's expectations.
+issuer_port="$(free_port)"
+"$PYTHON" "$ROOT/tests/peers/fixtures/oauth_issuer.py" --port "$issuer_port" \
+  --client "conformance:conformance-secret:mcp/invoke" >"$WORK/issuer.out" 2>"$WORK/issuer.log" &
+pids+=($!)
+issuer="http://127.0.0.1:$issuer_port"
+auth_rc=1
+if wait_http "$issuer/.well-known/openid-configuration" 30 200; then
+  token="$("$PYTHON" - "$issuer" <<'PY'
+import base64, json, sys, urllib.request
+basic = base64.b64encode(b"conformance:conformance-secret").decode()
+request = urllib.request.Request(sys.argv[1] + "/oauth2/token", data=b"grant_type=client_credentials",
+                                 headers={"Authorization": "Basic " + basic,
+                                          "Content-Type": "application/x-www-form-urlencoded"})
+print(json.load(urllib.request.urlopen(request, timeout=10))["access_token"])
+PY
+)"
+  cat >"$WORK/sidecar-auth.toml" <<EOF
+[inbound]
+listen = "127.0.0.1:0"
+[[inbound.authorizers]]
+discovery_url = "$issuer/.well-known/openid-configuration"
+allowed_clients = ["conformance"]
+allowed_scopes = ["mcp/invoke"]
+
+[[targets]]
+name = "conformance"
+kind = "mcp_server"
+url = "$fixture_url"
+prefix_tools = false
+request_timeout_ms = 20000
+EOF
+  "$SIDECAR_BIN" serve --config "$WORK/sidecar-auth.toml" >"$WORK/sidecar-auth.stdout" 2>"$WORK/sidecar-auth.log" &
+  pids+=($!)
+  auth_url=""
+  for _ in $(seq 100); do
+    auth_url="$(sed -n 's/^listening //p' "$WORK/sidecar-auth.stdout" | head -n1)"
+    [[ -n "$auth_url" ]] && break
+    sleep 0.1
+  done
+  if [[ -n "$token" && -n "$auth_url" ]] && wait_http "${auth_url%/mcp}/readyz" 30 200; then
+    run_suite "$auth_url" sidecar-auth "$token"
+    echo "conformance: through mcp-sidecar with JWT auth on (same expectations):"
+    "$PYTHON" "$HERE/results.py" "$WORK/sidecar-auth.out" "$WORK/sidecar-auth" "$HERE/expected-failures.txt"
+    auth_rc=$?
+  else
+    echo "conformance: the authenticated sidecar did not start; its log:" >&2
+    tail -n 20 "$WORK/sidecar-auth.log" >&2
+  fi
+else
+  echo "conformance: the OAuth issuer did not start" >&2
+fi
+if [[ $auth_rc -ne 0 ]]; then
+  echo "conformance: FAILED: with auth on, the results differ from expected-failures.txt"
+fi
+
 if [[ $direct_rc -ne 0 ]]; then
   echo "conformance: FAILED: the fixture alone does not pass every scenario (see above)"
 fi
 if [[ $sidecar_rc -ne 0 ]]; then
   echo "conformance: FAILED: the results through the sidecar differ from expected-failures.txt"
 fi
-if [[ $direct_rc -eq 0 && $sidecar_rc -eq 0 ]]; then
+if [[ $direct_rc -eq 0 && $sidecar_rc -eq 0 && $auth_rc -eq 0 ]]; then
   status=0
 fi
 if [[ "${CONFORMANCE_KEEP:-0}" == 1 || $status -ne 0 ]]; then
@@ -172,6 +231,7 @@ if [[ "${CONFORMANCE_KEEP:-0}" == 1 || $status -ne 0 ]]; then
 fi
 total() { grep -m1 -E '^Total: [0-9]+ passed, [0-9]+ failed$' "$WORK/$1.out" || echo "Total: none (no summary)"; }
 echo "conformance: fixture alone: $(total direct)"
+echo "conformance: through mcp-sidecar with JWT auth: $(total sidecar-auth)"
 echo "conformance: through mcp-sidecar:"
 total sidecar
 exit "$status"
