@@ -120,10 +120,10 @@ impl Proc {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(url) = line.trim().strip_prefix("listening ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(url.trim().to_string());
-                    }
+                if let Some(url) = line.trim().strip_prefix("listening ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(url.trim().to_string());
                 }
             }
         });
