@@ -68,7 +68,11 @@ pub struct McpHttpTarget {
     max_message_bytes: usize,
     permits: Semaphore,
     max_concurrency: usize,
+    /// Single flight for `initialize`: concurrent first requests share one handshake.
     sessions: Cache<(), Arc<Session>>,
+    /// The current session, read lock-free on every request (moka's async lookup costs far
+    /// more per call than the relay itself; measured).
+    current: arc_swap::ArcSwapOption<Session>,
     /// Set by `watch_changes`: called for list-changed notifications, whichever stream
     /// they arrive on.
     on_change: std::sync::OnceLock<ChangeCallback>,
@@ -126,6 +130,7 @@ impl McpHttpTarget {
             permits: Semaphore::new(config.max_concurrency),
             max_concurrency: config.max_concurrency,
             sessions: Cache::builder().max_capacity(1).build(),
+            current: arc_swap::ArcSwapOption::empty(),
             on_change: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
             meta: (!config.meta.is_empty()).then(|| config.meta.clone()),
@@ -143,10 +148,16 @@ impl McpHttpTarget {
 
     /// The current session, initializing one if there is none (single flight).
     async fn session(&self) -> Result<Arc<Session>, TargetError> {
-        self.sessions
+        if let Some(session) = self.current.load_full() {
+            return Ok(session);
+        }
+        let session = self
+            .sessions
             .try_get_with((), self.initialize())
             .await
-            .map_err(|e: Arc<TargetError>| (*e).clone())
+            .map_err(|e: Arc<TargetError>| (*e).clone())?;
+        self.current.store(Some(session.clone()));
+        Ok(session)
     }
 
     /// Forgets `stale` unless another request already replaced it.
@@ -162,6 +173,12 @@ impl McpHttpTarget {
                 std::future::ready(op)
             })
             .await;
+        // After the single-flight entry is gone, so a request that finds the fast path
+        // empty initializes anew instead of picking the stale session up again.
+        self.current.rcu(|current| match current {
+            Some(c) if Arc::ptr_eq(c, &stale) => None,
+            other => other.clone(),
+        });
     }
 
     async fn initialize(&self) -> Result<Arc<Session>, TargetError> {
@@ -952,7 +969,7 @@ impl Target for McpHttpTarget {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Some(session) = self.sessions.get(&()).await else {
+            let Some(session) = self.current.swap(None) else {
                 return;
             };
             self.sessions.invalidate(&()).await;

@@ -18,7 +18,7 @@ use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderMap, StatusCode};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Validation, decode, decode_header};
-use moka::future::Cache;
+use moka::sync::Cache;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -157,12 +157,12 @@ impl Authenticator {
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Caller>, AuthError> {
         let token = bearer_token(headers)?;
         let fingerprint: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(caller) = self.verified.get(&fingerprint).await {
+        if let Some(caller) = self.verified.get(&fingerprint) {
             return Ok(caller);
         }
         let caller = Arc::new(self.verify(token).await?);
         if caller.expires_in() > Duration::ZERO {
-            self.verified.insert(fingerprint, caller.clone()).await;
+            self.verified.insert(fingerprint, caller.clone());
         }
         Ok(caller)
     }
