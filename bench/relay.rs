@@ -308,29 +308,57 @@ impl CpuPerCall {
     }
 }
 
-/// Runs a throughput window and charges the CPU time of the client (this process), the
-/// upstream and the sidecar (when there is one) to the successful calls.
-async fn throughput_with_cpu(
-    ep: &Endpoint,
-    body: &Bytes,
-    s: Settings,
-    upstream: &Proc,
-    sidecar: Option<&Proc>,
-    tick_us: f64,
-) -> Result<(Tput, Option<String>, CpuPerCall)> {
-    let ticks = |p: Option<&Proc>| p.and_then(|p| cpu_ticks(&p.pid().to_string()));
-    let before = (cpu_ticks("self"), ticks(Some(upstream)), ticks(sidecar));
-    let (t, err) = throughput(ep, body, s).await?;
-    let after = (cpu_ticks("self"), ticks(Some(upstream)), ticks(sidecar));
-    let per_call = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
-        Some((b? - a?) as f64 * tick_us / t.ok.max(1) as f64)
-    };
-    let cpu = CpuPerCall {
-        client: per_call(before.0, after.0).unwrap_or(f64::NAN),
-        upstream: per_call(before.1, after.1).unwrap_or(f64::NAN),
-        sidecar: sidecar.map(|_| per_call(before.2, after.2).unwrap_or(f64::NAN)),
-    };
-    Ok((t, err, cpu))
+/// Throughput windows of one endpoint added up, with the CPU ticks of the client (this
+/// process), the upstream and the sidecar (when there is one) over those windows.
+#[derive(Default)]
+struct Load {
+    tput: Tput,
+    first_error: Option<String>,
+    client_ticks: u64,
+    upstream_ticks: u64,
+    sidecar_ticks: Option<u64>,
+}
+
+impl Load {
+    /// Runs one throughput window and adds it up.
+    async fn window(
+        &mut self,
+        ep: &Endpoint,
+        body: &Bytes,
+        s: Settings,
+        upstream: &Proc,
+        sidecar: Option<&Proc>,
+    ) -> Result<()> {
+        let ticks = |p: Option<&Proc>| p.and_then(|p| cpu_ticks(&p.pid().to_string()));
+        let before = (cpu_ticks("self"), ticks(Some(upstream)), ticks(sidecar));
+        let (t, err) = throughput(ep, body, s, s.window / s.rounds as u32).await?;
+        let after = (cpu_ticks("self"), ticks(Some(upstream)), ticks(sidecar));
+        let delta = |a: Option<u64>, b: Option<u64>| -> Result<u64> {
+            Ok(b.ok_or_else(|| anyhow!("no CPU time"))?
+                - a.ok_or_else(|| anyhow!("no CPU time"))?)
+        };
+        self.tput.ok += t.ok;
+        self.tput.errors += t.errors;
+        self.tput.elapsed += t.elapsed;
+        if self.first_error.is_none() {
+            self.first_error = err;
+        }
+        self.client_ticks += delta(before.0, after.0)?;
+        self.upstream_ticks += delta(before.1, after.1)?;
+        if sidecar.is_some() {
+            *self.sidecar_ticks.get_or_insert(0) += delta(before.2, after.2)?;
+        }
+        Ok(())
+    }
+
+    fn cpu_per_call(&self, tick_us: f64) -> CpuPerCall {
+        let per_call = |ticks: u64| ticks as f64 * tick_us / self.tput.ok.max(1) as f64;
+        CpuPerCall {
+            client: per_call(self.client_ticks),
+            upstream: per_call(self.upstream_ticks),
+            sidecar: self.sidecar_ticks.map(per_call),
+        }
+    }
 }
 
 fn free_loopback_port() -> Result<u16> {
@@ -688,12 +716,17 @@ impl Tput {
 
 /// `concurrency` workers each send requests back to back until the window closes; only
 /// successful tool results count. Elapsed time runs until the last in-flight request ends.
-async fn throughput(ep: &Endpoint, body: &Bytes, s: Settings) -> Result<(Tput, Option<String>)> {
+async fn throughput(
+    ep: &Endpoint,
+    body: &Bytes,
+    s: Settings,
+    window: Duration,
+) -> Result<(Tput, Option<String>)> {
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let start = Instant::now();
-    let deadline = start + s.window;
+    let deadline = start + window;
     let mut workers = Vec::new();
     for _ in 0..s.concurrency {
         let (ep, body) = (ep.clone(), body.clone());
@@ -814,16 +847,31 @@ impl Ctx {
 
         eprintln!("  {label}: sequential tools/call latency ...");
         let (lat_direct, lat_side) = compare_latency(direct, &dbody, side, &sbody, self.s).await?;
-        eprintln!("  {label}: throughput direct ...");
-        let (tput_direct, e1, cpu_direct) =
-            throughput_with_cpu(direct, &dbody, self.s, upstream, None, self.tick_us).await?;
-        eprintln!("  {label}: throughput via sidecar ...");
+        // Throughput in alternating windows (direct, sidecar, direct, ...), so load from
+        // elsewhere on the machine falls on both alike.
+        eprintln!("  {label}: throughput ...");
         let up_port = url_port(&direct.url).ok_or_else(|| anyhow!("no port in {}", direct.url))?;
-        let conns_before = tcp_peers_of_port(up_port);
-        let (tput_side, e2, cpu_side) =
-            throughput_with_cpu(side, &sbody, self.s, upstream, Some(sidecar), self.tick_us)
+        let (mut load_direct, mut load_side) = (Load::default(), Load::default());
+        let mut conns_before = None;
+        for _ in 0..self.s.rounds {
+            load_direct
+                .window(direct, &dbody, self.s, upstream, None)
                 .await?;
+            // Taken after the client's own pool to the upstream has grown, so only the
+            // sidecar's connections to the upstream are new after this.
+            conns_before.get_or_insert_with(|| tcp_peers_of_port(up_port));
+            load_side
+                .window(side, &sbody, self.s, upstream, Some(sidecar))
+                .await?;
+        }
+        let conns_before = conns_before.unwrap_or_default();
         let upstream_conns = tcp_peers_of_port(up_port).difference(&conns_before).count();
+        let (tput_direct, tput_side) = (load_direct.tput, load_side.tput);
+        let (cpu_direct, cpu_side) = (
+            load_direct.cpu_per_call(self.tick_us),
+            load_side.cpu_per_call(self.tick_us),
+        );
+        let (e1, e2) = (load_direct.first_error, load_side.first_error);
         sidecar.ensure_alive()?;
         let (_, peak_rss_kib) = sidecar.memory_kib()?;
         let mut tput_errors = Vec::new();
@@ -1131,9 +1179,10 @@ impl Table {
         );
         self.row(
             format!(
-                "{l}: throughput, {} in flight for {:.1} s, direct → via sidecar",
+                "{l}: throughput, {} in flight, {} × {:.2} s per endpoint (alternating), direct → via sidecar",
                 s.concurrency,
-                s.window.as_secs_f64()
+                s.rounds,
+                s.window.as_secs_f64() / s.rounds as f64
             ),
             format!(
                 "{} → {} calls/s",
@@ -1440,7 +1489,7 @@ async fn run() -> Result<()> {
     for f in std::iter::once(&fast).chain(slow.iter()) {
         let _ = writeln!(
             notes,
-            "- {}: the sidecar opened {} TCP connection(s) to the upstream while relaying {} calls in its throughput window.",
+            "- {}: the sidecar opened {} TCP connection(s) to the upstream while relaying {} calls in its throughput windows.",
             f.label,
             f.upstream_conns,
             thousands(f.tput_side.ok as f64)
@@ -1448,7 +1497,7 @@ async fn run() -> Result<()> {
     }
     let _ = writeln!(
         notes,
-        "- CPU per call: utime + stime of each process over a throughput window, divided by the successful calls; \
+        "- CPU per call: utime + stime of each process over the throughput windows, divided by the successful calls; \
          with all processes on {cores} CPU(s), throughput is bounded by about {cores} s of CPU per second divided by the total."
     );
     for e in fast
