@@ -17,15 +17,18 @@
 # The image listens on 0.0.0.0:8000 at /mcp (the port and path AgentCore
 # Runtime expects). The binary refuses to listen beyond loopback without
 # inbound authentication unless told so explicitly, and the image does NOT say
-# so for you: set MCP_SIDECAR_INBOUND_AUTH=none yourself when something in
-# front of the container (e.g. AgentCore Runtime's own inbound auth, or a
-# private network) already authenticates callers. With `docker run` pass it as
-# `-e MCP_SIDECAR_INBOUND_AUTH=none`; on AgentCore Runtime put it in the agent
-# runtime's environment variables (environmentVariables when you create or
-# update the runtime). Foreign Host headers get 403 unless listed in
-# MCP_SIDECAR_ALLOWED_HOSTS (comma list; "*" accepts any Host, which is only
-# reasonable behind a proxy that already checks it). A config file can be
-# mounted and selected with MCP_SIDECAR_CONFIG=/path/to/sidecar.toml.
+# so for you. Either let the sidecar check bearer tokens itself
+# (MCP_SIDECAR_JWT_DISCOVERY_URL plus MCP_SIDECAR_JWT_ALLOWED_CLIENTS /
+# _AUDIENCES / _SCOPES, or [[inbound.authorizers]] in a config file), or, when
+# something in front of the container already authenticates callers (AgentCore
+# Runtime's own JWT authorizer or IAM, a private network), set
+# MCP_SIDECAR_INBOUND_AUTH=none yourself: `-e MCP_SIDECAR_INBOUND_AUTH=none`
+# with `docker run`, or in the agent runtime's environment variables
+# (environmentVariables when you create or update an AgentCore Runtime).
+# Requests whose Host header is not a loopback name get 403 unless it is listed
+# in MCP_SIDECAR_ALLOWED_HOSTS (comma list; "*" accepts any Host, reasonable
+# only behind a platform that already routes by host, such as Runtime). A
+# config file can be mounted and selected with MCP_SIDECAR_CONFIG=/path/file.toml.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm

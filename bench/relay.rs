@@ -109,6 +109,13 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .env_remove("RUST_LOG");
+        // The children run with their defaults: no MCP_SIDECAR_* setting from the caller's
+        // environment (a config path, a log level, auth) may leak into what is measured.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("MCP_SIDECAR_") {
+                cmd.env_remove(key);
+            }
+        }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("spawning {name}: {cmd:?}"))?;
