@@ -350,13 +350,27 @@ impl McpHttpTarget {
         let body = format!(
             r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"mcp-sidecar: request timed out"}}}}"#
         );
-        let sent = tokio::time::timeout(
+        self.post_one_way(
+            session,
+            body,
             Duration::from_millis(500),
-            self.post(session, Bytes::from(body)),
+            "notifications/cancelled",
         )
         .await;
+    }
+
+    /// Posts a message that needs no answer (a notification, or our response to an
+    /// upstream's request); best effort within `limit`, failures only logged.
+    async fn post_one_way(
+        &self,
+        session: Option<&Session>,
+        body: String,
+        limit: Duration,
+        what: &str,
+    ) {
+        let sent = tokio::time::timeout(limit, self.post(session, Bytes::from(body))).await;
         if !matches!(sent, Ok(Ok(_))) {
-            tracing::debug!(target_name = %self.name, "could not send notifications/cancelled for request {id}");
+            tracing::debug!(target_name = %self.name, "could not send {what} upstream");
         }
     }
 
@@ -377,14 +391,13 @@ impl McpHttpTarget {
                 "message": format!("mcp-sidecar relays statelessly and cannot forward {their_method} to its client"),
             },
         });
-        let sent = tokio::time::timeout(
+        self.post_one_way(
+            session,
+            error.to_string(),
             self.request_timeout,
-            self.post(session, Bytes::from(error.to_string())),
+            "a refusal",
         )
         .await;
-        if !matches!(sent, Ok(Ok(_))) {
-            tracing::debug!(target_name = %self.name, "could not refuse the upstream's {their_method} request");
-        }
     }
 
     /// Sends one message, retrying what HTTP alone can fix (see the module docs). Other
