@@ -105,7 +105,7 @@ fn check_rejects_a_bad_config_with_exit_2_and_the_field() {
             "--upstream-url",
             "http://127.0.0.1:9/mcp",
             "--listen",
-            "0.0.0.0:8000",
+            "0.0.0.0:8000", // `check` only validates: nothing listens here
         ])
         .env_remove("MCP_SIDECAR_INBOUND_AUTH")
         .output()
