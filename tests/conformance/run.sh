@@ -91,6 +91,22 @@ EOF
 }
 
 # Runs the suite against URL $1; label $2 names its output files.
+# Starts a sidecar with config $1 (stdout and log under $WORK/$2.*) and sets started_url to
+# its MCP URL once it listens ("" if it did not start). Not called in $(...): the PID must
+# reach this shell's pids for cleanup.
+start_sidecar() {
+  local config="$1" name="$2"
+  "$SIDECAR_BIN" serve --config "$config" >"$WORK/$name.stdout" 2>"$WORK/$name.log" &
+  pids+=($!)
+  started_url=""
+  for _ in $(seq 100); do
+    started_url="$(sed -n 's/^listening //p' "$WORK/$name.stdout" | head -n1)"
+    [[ -n "$started_url" ]] && break
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+
 run_suite() { # url label [bearer token]
   local url="$1" label="$2" bearer="${3:-}"
   echo "conformance: $SUITE suite against $label ($url)"
@@ -132,24 +148,17 @@ url = "$fixture_url"
 prefix_tools = false
 request_timeout_ms = 20000
 EOF
-"$SIDECAR_BIN" serve --config "$WORK/sidecar.toml" >"$WORK/sidecar.out" 2>"$WORK/sidecar.log" &
-pids+=($!)
-sidecar_url=""
-for _ in $(seq 100); do
-  sidecar_url="$(sed -n 's/^listening //p' "$WORK/sidecar.out" | head -n1)"
-  [[ -n "$sidecar_url" ]] && break
-  kill -0 "${pids[-1]}" 2>/dev/null || break
-  sleep 0.1
-done
+start_sidecar "$WORK/sidecar.toml" sidecar-process
+sidecar_url="$started_url"
 if [[ -z "$sidecar_url" ]]; then
   echo "conformance: the sidecar did not start; its log:" >&2
-  cat "$WORK/sidecar.log" >&2
+  cat "$WORK/sidecar-process.log" >&2
   exit 2
 fi
 # /readyz answers 200 once the fixture's catalog is synced.
 if ! wait_http "${sidecar_url%/mcp}/readyz" 30 200; then
   echo "conformance: the sidecar never synced the fixture; its log:" >&2
-  tail -n 20 "$WORK/sidecar.log" >&2
+  tail -n 20 "$WORK/sidecar-process.log" >&2
   exit 2
 fi
 
@@ -192,14 +201,8 @@ url = "$fixture_url"
 prefix_tools = false
 request_timeout_ms = 20000
 EOF
-  "$SIDECAR_BIN" serve --config "$WORK/sidecar-auth.toml" >"$WORK/sidecar-auth.stdout" 2>"$WORK/sidecar-auth.log" &
-  pids+=($!)
-  auth_url=""
-  for _ in $(seq 100); do
-    auth_url="$(sed -n 's/^listening //p' "$WORK/sidecar-auth.stdout" | head -n1)"
-    [[ -n "$auth_url" ]] && break
-    sleep 0.1
-  done
+  start_sidecar "$WORK/sidecar-auth.toml" sidecar-auth-process
+  auth_url="$started_url"
   if [[ -n "$token" && -n "$auth_url" ]] && wait_http "${auth_url%/mcp}/readyz" 30 200; then
     run_suite "$auth_url" sidecar-auth "$token"
     echo "conformance: through mcp-sidecar with JWT auth on (same expectations):"
@@ -207,7 +210,7 @@ EOF
     auth_rc=$?
   else
     echo "conformance: the authenticated sidecar did not start; its log:" >&2
-    tail -n 20 "$WORK/sidecar-auth.log" >&2
+    tail -n 20 "$WORK/sidecar-auth-process.log" >&2
   fi
 else
   echo "conformance: the OAuth issuer did not start" >&2
