@@ -7,6 +7,11 @@
 //! options of `context.json`, and the `Authorization` header must equal the one in
 //! `header-signed-request.txt` (so the canonical request, string to sign and signature all
 //! agree with AWS's).
+//!
+//! SigV4a signatures are ECDSA with a random-looking (RFC 6979) nonce, so the published
+//! signature cannot be matched byte for byte: for each v4a case the signature must verify
+//! (aws-lc-rs, ECDSA P-256) under the published public key for the test credentials over the
+//! published string to sign, and the credential scope and signed headers must equal AWS's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +19,7 @@ use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::identity::Identity;
-use mcp_sidecar::targets::auth::sigv4::{SignOptions, sign_request};
+use mcp_sidecar::targets::auth::sigv4::{SignOptions, SigningRegion, sign_request};
 use serde::Deserialize;
 
 /// Cases whose request line holds raw characters no HTTP client sends unencoded (a space,
@@ -53,7 +58,8 @@ struct Request {
     body: Vec<u8>,
 }
 
-fn suite_dir() -> PathBuf {
+/// `version` is `v4` or `v4a`.
+fn suite_dir(version: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--offline"])
@@ -78,7 +84,58 @@ fn suite_dir() -> PathBuf {
     Path::new(&manifest)
         .parent()
         .unwrap()
-        .join("aws-signing-test-suite/v4")
+        .join("aws-signing-test-suite")
+        .join(version)
+}
+
+/// The suite's cases, sorted, without those in [`NOT_APPLICABLE`].
+fn cases(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut cases: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("context.json").is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), p))
+        .filter(|(name, _)| !NOT_APPLICABLE.contains(&name.as_str()))
+        .collect();
+    cases.sort();
+    cases
+}
+
+fn read(case: &Path, file: &str) -> String {
+    std::fs::read_to_string(case.join(file))
+        .unwrap_or_else(|e| panic!("{}/{file}: {e}", case.display()))
+}
+
+/// Signs a case's `request.txt` as its `context.json` says (with SigV4a when `v4a`).
+fn sign_case(case: &Path, v4a: bool) -> (Context, Vec<(&'static str, String, bool)>) {
+    let context: Context = serde_json::from_str(&read(case, "context.json")).unwrap();
+    let request = parse_request(&read(case, "request.txt"));
+    let time: SystemTime = humantime::parse_rfc3339(&context.timestamp).unwrap();
+    let c = &context.credentials;
+    let creds = Credentials::new(
+        &c.access_key_id,
+        &c.secret_access_key,
+        c.token.clone(),
+        None,
+        "vectors",
+    );
+    let signed = sign(
+        &request,
+        creds,
+        if v4a {
+            SigningRegion::Set(&context.region)
+        } else {
+            SigningRegion::Single(&context.region)
+        },
+        &context.service,
+        time,
+        SignOptions {
+            normalize_path: context.normalize,
+            content_sha256_header: context.sign_body,
+            sign_session_token: !context.omit_session_token,
+        },
+    );
+    (context, signed)
 }
 
 /// Parses `request.txt`: request line, headers (continuation lines folded into the value
@@ -125,7 +182,7 @@ fn expected_authorization(dir: &Path) -> String {
 fn sign(
     request: &Request,
     creds: Credentials,
-    region: &str,
+    region: SigningRegion<'_>,
     service: &str,
     time: SystemTime,
     options: SignOptions,
@@ -163,51 +220,17 @@ fn authorization<'a>(signed: &'a [(&'static str, String, bool)]) -> &'a str {
 
 #[test]
 fn published_sigv4_vectors() {
-    let dir = suite_dir();
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("context.json").is_file())
-        .collect();
-    cases.sort();
+    let dir = suite_dir("v4");
     let mut ran = Vec::new();
     let mut failed = Vec::new();
-    for case in &cases {
-        let name = case.file_name().unwrap().to_string_lossy().to_string();
-        if NOT_APPLICABLE.contains(&name.as_str()) {
-            continue;
-        }
-        let context: Context =
-            serde_json::from_str(&std::fs::read_to_string(case.join("context.json")).unwrap())
-                .unwrap();
-        let request = parse_request(&std::fs::read_to_string(case.join("request.txt")).unwrap());
-        let time: SystemTime = humantime::parse_rfc3339(&context.timestamp).unwrap();
-        let c = &context.credentials;
-        let creds = Credentials::new(
-            &c.access_key_id,
-            &c.secret_access_key,
-            c.token.clone(),
-            None,
-            "vectors",
-        );
-        let signed = sign(
-            &request,
-            creds,
-            &context.region,
-            &context.service,
-            time,
-            SignOptions {
-                normalize_path: context.normalize,
-                content_sha256_header: context.sign_body,
-                sign_session_token: !context.omit_session_token,
-            },
-        );
+    for (name, case) in cases(&dir) {
+        let (context, signed) = sign_case(&case, false);
         let got = authorization(&signed).to_string();
-        let want = expected_authorization(case);
+        let want = expected_authorization(&case);
         if got != want {
             failed.push(format!("{name}:\n  want {want}\n  got  {got}"));
         }
-        if let Some(token) = &c.token {
+        if let Some(token) = &context.credentials.token {
             assert!(
                 signed
                     .iter()
@@ -238,7 +261,7 @@ fn published_sigv4_vectors() {
 /// already-encoded path once more (`%3D` → `%253D`), as AgentCore Runtime ARNs need.
 #[test]
 fn double_encoded_path_vector() {
-    let case = suite_dir().join("double-encode-path");
+    let case = suite_dir("v4").join("double-encode-path");
     let mut request = parse_request(&std::fs::read_to_string(case.join("request.txt")).unwrap());
     // The request already carries the X-Amz-Date the signature is for.
     request
@@ -254,7 +277,7 @@ fn double_encoded_path_vector() {
             None,
             "t",
         ),
-        "us-east-1",
+        SigningRegion::Single("us-east-1"),
         "service",
         time,
         SignOptions {
@@ -266,4 +289,84 @@ fn double_encoded_path_vector() {
     assert_eq!(authorization(&signed), expected_authorization(&case));
     let canonical = std::fs::read_to_string(case.join("header-canonical-request.txt")).unwrap();
     assert!(canonical.contains("/test/%40connections/JBDvjfGEIAMCERw%253D"));
+}
+
+#[derive(Deserialize)]
+struct PublicKey {
+    #[serde(rename = "X")]
+    x: String,
+    #[serde(rename = "Y")]
+    y: String,
+}
+
+/// Verifies an ECDSA P-256 signature (hex DER) under the suite's public key (`public-key.json`).
+fn verify_v4a(case: &Path, message: &[u8], signature_hex: &str) -> bool {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
+    let key: PublicKey = serde_json::from_str(&read(case, "public-key.json")).unwrap();
+    let point = hex(&format!("04{}{}", key.x, key.y));
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
+        .verify(message, &hex(signature_hex))
+        .is_ok()
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn published_sigv4a_vectors() {
+    let dir = suite_dir("v4a");
+    let mut ran = Vec::new();
+    let mut failed = Vec::new();
+    for (name, case) in cases(&dir) {
+        let (context, signed) = sign_case(&case, true);
+        let got = authorization(&signed);
+        let want = expected_authorization(&case);
+        // Algorithm, credential scope (no region in SigV4a's) and signed headers match AWS's.
+        let (got_head, got_signature) = got.split_once("Signature=").unwrap();
+        let want_head = want.split_once("Signature=").unwrap().0;
+        if got_head != want_head {
+            failed.push(format!("{name}:\n  want {want_head}\n  got  {got_head}"));
+            continue;
+        }
+        assert!(
+            signed
+                .iter()
+                .any(|h| h.0 == "x-amz-region-set" && h.1 == context.region),
+            "{name}: the region set is sent"
+        );
+        let string_to_sign = read(&case, "header-string-to-sign.txt");
+        if !verify_v4a(&case, string_to_sign.as_bytes(), got_signature) {
+            failed.push(format!(
+                "{name}: the signature does not verify over AWS's string to sign"
+            ));
+        }
+        // The check can fail: not over a different string to sign.
+        assert!(
+            !verify_v4a(
+                &case,
+                format!("{string_to_sign}x").as_bytes(),
+                got_signature
+            ),
+            "{name}"
+        );
+        ran.push(name.clone());
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} SigV4a vectors fail:\n{}",
+        failed.len(),
+        ran.len(),
+        failed.join("\n")
+    );
+    assert!(
+        ran.len() >= 30,
+        "only {} SigV4a vectors found in {}",
+        ran.len(),
+        dir.display()
+    );
+    eprintln!("{} published SigV4a vectors verified", ran.len());
 }

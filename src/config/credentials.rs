@@ -47,6 +47,21 @@ pub struct Sigv4Config {
     pub profile: Option<String>,
     /// Assume this role (with the profile's or the default chain's credentials).
     pub assume_role: Option<AssumeRoleConfig>,
+    /// `sigv4` (HMAC, scoped to one region; the default) or `sigv4a` (ECDSA P-256, valid in
+    /// every region of `region_set`: multi-Region endpoints).
+    #[serde(default)]
+    pub algorithm: SigningAlgorithm,
+    /// SigV4a only: the regions the signature is valid in, e.g. `["us-east-1", "us-west-2"]`
+    /// or `["*"]`. Defaults to the signing region.
+    pub region_set: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SigningAlgorithm {
+    #[default]
+    Sigv4,
+    Sigv4a,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +166,33 @@ impl Sigv4Config {
             role.validate()
                 .map_err(|(f, p)| (format!(".assume_role{f}"), p))?;
         }
+        if let Some(set) = &self.region_set {
+            if self.algorithm != SigningAlgorithm::Sigv4a {
+                return Err((
+                    ".region_set".into(),
+                    "a region set is SigV4a's: add `algorithm = \"sigv4a\"` or use `region`".into(),
+                ));
+            }
+            if set.is_empty() {
+                return Err((
+                    ".region_set".into(),
+                    "name at least one region, or \"*\"".into(),
+                ));
+            }
+            if let Some(bad) = set.iter().find(|r| {
+                r.is_empty()
+                    || !r
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '*'))
+            }) {
+                return Err((
+                    ".region_set".into(),
+                    format!(
+                        "`{bad}` is not a region or a wildcard pattern (A-Z, a-z, 0-9, '-', '*')"
+                    ),
+                ));
+            }
+        }
         self.scope(url, &|name| std::env::var(name).ok())
             .map(|_| ())
             .map_err(|p| (".region".into(), p))
@@ -178,11 +220,18 @@ impl Sigv4Config {
                 .into_iter()
                 .find_map(|name| env(name).filter(|v| !v.is_empty()).map(|v| (v, name)))
         };
+        let region_set = match self.algorithm {
+            SigningAlgorithm::Sigv4 => None,
+            SigningAlgorithm::Sigv4a => self.region_set.as_ref().map(|set| set.join(",")),
+        };
         let (region, region_source) = match (&self.region, inferred.region) {
             (Some(r), _) => (r.clone(), ScopeSource::Config),
             (None, Some(r)) => (r, ScopeSource::Url),
             (None, None) => match from_env() {
                 Some((r, name)) => (r, ScopeSource::Env(name)),
+                // A SigV4a signature with its own region set needs no region; credentials
+                // (STS for assume_role) then use the global partition's home region.
+                None if region_set.is_some() => ("us-east-1".to_string(), ScopeSource::Default),
                 None => {
                     return Err(format!(
                         "no SigV4 region: `{}` names none; set credential_provider.region or AWS_REGION",
@@ -191,11 +240,19 @@ impl Sigv4Config {
                 }
             },
         };
+        let region_set = match self.algorithm {
+            SigningAlgorithm::Sigv4 => None,
+            SigningAlgorithm::Sigv4a => Some(match region_set {
+                Some(set) => (set, ScopeSource::Config),
+                None => (region.clone(), region_source),
+            }),
+        };
         Ok(SigningScope {
             service,
             service_source,
             region,
             region_source,
+            region_set,
         })
     }
 }
@@ -205,8 +262,11 @@ impl Sigv4Config {
 pub struct SigningScope {
     pub service: String,
     pub service_source: ScopeSource,
+    /// The SigV4 signing region; with SigV4a, the region credentials are fetched in.
     pub region: String,
     pub region_source: ScopeSource,
+    /// SigV4a: the comma-separated region set signed as `x-amz-region-set`.
+    pub region_set: Option<(String, ScopeSource)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +274,7 @@ pub enum ScopeSource {
     Config,
     Url,
     Env(&'static str),
+    Default,
 }
 
 impl std::fmt::Display for ScopeSource {
@@ -222,6 +283,7 @@ impl std::fmt::Display for ScopeSource {
             ScopeSource::Config => f.write_str("from config"),
             ScopeSource::Url => f.write_str("from the URL"),
             ScopeSource::Env(name) => write!(f, "from {name}"),
+            ScopeSource::Default => f.write_str("by default"),
         }
     }
 }
@@ -499,6 +561,59 @@ mod tests {
                 .unwrap_err()
                 .contains("service")
         );
+    }
+
+    #[test]
+    fn sigv4a_region_set_from_config_or_the_signing_region() {
+        let url = url::Url::parse("https://aws-mcp.us-east-1.api.aws/mcp").unwrap();
+        let local = url::Url::parse("http://127.0.0.1:1/mcp").unwrap();
+        let none = |_: &str| None;
+        let v4a = |set: Option<&[&str]>| Sigv4Config {
+            algorithm: SigningAlgorithm::Sigv4a,
+            region_set: set.map(|s| s.iter().map(|r| r.to_string()).collect()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Sigv4Config::default()
+                .scope(&url, &none)
+                .unwrap()
+                .region_set,
+            None
+        );
+        assert_eq!(
+            v4a(None).scope(&url, &none).unwrap().region_set,
+            Some(("us-east-1".into(), ScopeSource::Url))
+        );
+        let s = v4a(Some(&["us-east-1", "us-west-2"]))
+            .scope(&url, &none)
+            .unwrap();
+        assert_eq!(
+            s.region_set,
+            Some(("us-east-1,us-west-2".into(), ScopeSource::Config))
+        );
+        // A region set needs no signing region; without one SigV4a still needs a region.
+        let c = Sigv4Config {
+            service: Some("s3".into()),
+            ..v4a(Some(&["*"]))
+        };
+        let s = c.scope(&local, &none).unwrap();
+        assert_eq!(s.region_set, Some(("*".into(), ScopeSource::Config)));
+        assert_eq!(s.region_source, ScopeSource::Default);
+        let c = Sigv4Config {
+            service: Some("s3".into()),
+            ..v4a(None)
+        };
+        assert!(c.scope(&local, &none).unwrap_err().contains("region"));
+
+        let field = |c: Sigv4Config| c.validate(&url).unwrap_err();
+        let e = field(Sigv4Config {
+            region_set: Some(vec!["us-east-1".into()]),
+            ..Default::default()
+        });
+        assert!(e.0 == ".region_set" && e.1.contains("sigv4a"), "{e:?}");
+        assert_eq!(field(v4a(Some(&[]))).0, ".region_set");
+        assert!(field(v4a(Some(&["us east"]))).1.contains("`us east`"));
+        assert!(v4a(Some(&["us-*", "eu-west-1"])).validate(&url).is_ok());
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use authorizer::{
 };
 pub use credentials::{
     AssumeRoleConfig, ClientAuthMethod, CredentialProviderConfig, OAuthClientCredentialsConfig,
-    ScopeSource, SigningScope, Sigv4Config, infer_scope,
+    ScopeSource, SigningAlgorithm, SigningScope, Sigv4Config, infer_scope,
 };
 pub use interpolate::interpolate_env;
 pub use secret::Secret;

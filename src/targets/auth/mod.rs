@@ -5,15 +5,16 @@
 //! is never an input here: it is never forwarded upstream.
 //!
 //! - [`static_headers`]: fixed headers and API keys;
-//! - [`sigv4`]: AWS Signature Version 4 over each request, with credentials from
+//! - [`sigv4`]: AWS Signature Version 4 (or SigV4a) over each request, with credentials from
 //!   [`aws_credentials`] (default chain, a profile or an assumed role; cached and refreshed
-//!   ahead of expiry, one refresh at a time);
+//!   ahead of expiry, one refresh at a time), through a per-target [`sigv4_template`];
 //! - [`oauth`]: an access token from the client-credentials grant, cached until shortly
 //!   before it expires and refreshed once when the target answers 401.
 
 pub mod aws_credentials;
 pub mod oauth;
 pub mod sigv4;
+pub mod sigv4_template;
 pub mod static_headers;
 
 use http::{HeaderMap, HeaderValue};

@@ -6,19 +6,28 @@
 //! for temporary credentials, `x-amz-security-token`. The canonical URI double-encodes the
 //! path, so AgentCore Runtime invocation URLs with an encoded ARN (`arn%3Aaws%3A…`) sign as
 //! AWS expects (`arn%253Aaws%253A…`).
+//!
+//! SigV4a (`algorithm = "sigv4a"`) signs the same canonical request with an ECDSA P-256 key
+//! derived from the secret, over a region set sent and signed as `x-amz-region-set`.
+//!
+//! Requests to the target's own URL are signed through its [`SigningTemplate`] (the same
+//! signatures, computed in a third of the time); anything else goes through aws-sigv4's
+//! [`sign_request`] here.
 
 use std::time::SystemTime;
 
+use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     PayloadChecksumKind, SessionTokenMode, SignableBody, SignableRequest, SigningSettings,
     UriPathNormalizationMode, sign,
 };
-use aws_sigv4::sign::v4;
+use aws_sigv4::sign::{v4, v4a};
 use aws_smithy_runtime_api::client::identity::Identity;
 use http::HeaderValue;
 use http::header::HOST;
 
 use super::aws_credentials::{CachedCredentials, Source};
+use super::sigv4_template::SigningTemplate;
 use super::{CredentialProvider, Refusal};
 use crate::config::{SigningScope, Sigv4Config};
 use crate::targets::BoxFuture;
@@ -26,6 +35,8 @@ use crate::targets::BoxFuture;
 pub struct SigV4Provider {
     scope: SigningScope,
     credentials: CachedCredentials,
+    /// The fast path for the target's URL (`None`: every request through aws-sigv4).
+    template: Option<SigningTemplate>,
 }
 
 impl SigV4Provider {
@@ -47,12 +58,13 @@ impl SigV4Provider {
             },
         };
         let credentials = CachedCredentials::new(source, &scope.region);
-        Ok(Self { scope, credentials })
-    }
-
-    /// A provider over given credentials (tests and benchmarks).
-    pub fn with_credentials(scope: SigningScope, credentials: CachedCredentials) -> Self {
-        Self { scope, credentials }
+        let template =
+            SigningTemplate::new(url, &host_header(url), &scope.service, region_of(&scope));
+        Ok(Self {
+            scope,
+            credentials,
+            template,
+        })
     }
 
     pub fn scope(&self) -> &SigningScope {
@@ -62,12 +74,21 @@ impl SigV4Provider {
 
 impl CredentialProvider for SigV4Provider {
     fn describe(&self) -> String {
+        let region = match &self.scope.region_set {
+            None => format!(
+                "sigv4 (service {} {}, region {} {}",
+                self.scope.service,
+                self.scope.service_source,
+                self.scope.region,
+                self.scope.region_source
+            ),
+            Some((set, source)) => format!(
+                "sigv4a (service {} {}, region set {set} {source}",
+                self.scope.service, self.scope.service_source
+            ),
+        };
         format!(
-            "sigv4 (service {} {}, region {} {}; credentials from {})",
-            self.scope.service,
-            self.scope.service_source,
-            self.scope.region,
-            self.scope.region_source,
+            "{region}; credentials from {})",
             self.credentials.describe()
         )
     }
@@ -85,17 +106,32 @@ impl CredentialProvider for SigV4Provider {
                     .as_bytes()
                     .ok_or_else(|| anyhow::anyhow!("a streaming body cannot be signed"))?,
             };
-            let signed = sign_request(
-                &current.identity,
-                &self.scope.service,
-                &self.scope.region,
+            let (method, url, now) = (
                 request.method().as_str(),
                 request.url().as_str(),
-                &[("host", &host)],
-                body,
                 SystemTime::now(),
-                SignOptions::OUTBOUND,
-            )?;
+            );
+            let fast = self
+                .template
+                .as_ref()
+                .zip(current.identity.data::<Credentials>())
+                .and_then(|(template, credentials)| {
+                    template.sign(credentials, method, url, body, now)
+                });
+            let signed = match fast {
+                Some(signed) => signed,
+                None => sign_request(
+                    &current.identity,
+                    &self.scope.service,
+                    region_of(&self.scope),
+                    method,
+                    url,
+                    &[("host", &host)],
+                    body,
+                    now,
+                    SignOptions::OUTBOUND,
+                )?,
+            };
             let headers = request.headers_mut();
             headers.insert(HOST, HeaderValue::from_str(&host)?);
             for (name, value, sensitive) in signed {
@@ -146,6 +182,13 @@ impl CredentialProvider for SigV4Provider {
     }
 }
 
+fn region_of(scope: &SigningScope) -> SigningRegion<'_> {
+    match &scope.region_set {
+        None => SigningRegion::Single(&scope.region),
+        Some((set, _)) => SigningRegion::Set(set),
+    }
+}
+
 /// The `Host` header value for a URL (the port only when it is not the scheme's default).
 pub fn host_header(url: &reqwest::Url) -> String {
     let host = url.host_str().unwrap_or_default();
@@ -177,22 +220,35 @@ impl SignOptions {
     };
 }
 
+/// A header a signature adds: (name, value, sensitive).
+pub type SignedHeader = (&'static str, String, bool);
+
+/// Where a signature is valid, which also picks the algorithm.
+#[derive(Debug, Clone, Copy)]
+pub enum SigningRegion<'a> {
+    /// SigV4 (`AWS4-HMAC-SHA256`), scoped to one region.
+    Single(&'a str),
+    /// SigV4a (`AWS4-ECDSA-P256-SHA256`) over a comma-separated region set (`*` for all).
+    Set(&'a str),
+}
+
 /// Signs one request: `headers` are the headers to sign besides those the signature adds
-/// (`x-amz-date`, `x-amz-content-sha256`, `x-amz-security-token`), `url` is the URL as sent
-/// (already percent-encoded; its path is encoded once more in the canonical request).
-/// Returns the headers to add: (name, value, sensitive), `authorization` included.
+/// (`x-amz-date`, `x-amz-content-sha256`, `x-amz-security-token`, and for SigV4a
+/// `x-amz-region-set`), `url` is the URL as sent (already percent-encoded; its path is
+/// encoded once more in the canonical request).
+/// Returns the headers to add, `authorization` included.
 #[allow(clippy::too_many_arguments)]
 pub fn sign_request(
     identity: &Identity,
     service: &str,
-    region: &str,
+    region: SigningRegion<'_>,
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
     body: &[u8],
     time: SystemTime,
     options: SignOptions,
-) -> anyhow::Result<Vec<(&'static str, String, bool)>> {
+) -> anyhow::Result<Vec<SignedHeader>> {
     let mut settings = SigningSettings::default();
     settings.payload_checksum_kind = if options.content_sha256_header {
         PayloadChecksumKind::XAmzSha256
@@ -209,14 +265,24 @@ pub fn sign_request(
     } else {
         SessionTokenMode::Exclude
     };
-    let params = v4::SigningParams::builder()
-        .identity(identity)
-        .region(region)
-        .name(service)
-        .time(time)
-        .settings(settings)
-        .build()?
-        .into();
+    let params = match region {
+        SigningRegion::Single(region) => v4::SigningParams::builder()
+            .identity(identity)
+            .region(region)
+            .name(service)
+            .time(time)
+            .settings(settings)
+            .build()?
+            .into(),
+        SigningRegion::Set(region_set) => v4a::SigningParams::builder()
+            .identity(identity)
+            .region_set(region_set)
+            .name(service)
+            .time(time)
+            .settings(settings)
+            .build()?
+            .into(),
+    };
     let signable = SignableRequest::new(
         method,
         url,
@@ -231,7 +297,8 @@ pub fn sign_request(
         .collect())
 }
 
-/// `AKID` from `AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/svc/aws4_request, …`.
+/// `AKID` from `AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/svc/aws4_request, …`
+/// (or SigV4a's `AWS4-ECDSA-P256-SHA256 Credential=AKID/20260101/svc/aws4_request, …`).
 fn access_key_of(authorization: &str) -> Option<&str> {
     let (_, rest) = authorization.split_once("Credential=")?;
     rest.split('/').next().filter(|k| !k.is_empty())
@@ -493,7 +560,7 @@ mod tests {
             sign_request(
                 &identity,
                 "bedrock-agentcore",
-                "us-west-2",
+                SigningRegion::Single("us-west-2"),
                 "POST",
                 url,
                 &[("host", host)],
