@@ -260,6 +260,103 @@ def test_unknown_and_expired_keys_are_named(demo: Proc, fake_aws, logdir: Path, 
     assert "ExpiredTokenException" in error and "expired" in error, error
 
 
+# --------------------------------------------------------------------------- SigV4a
+
+V4A = "AWS4-ECDSA-P256-SHA256"
+
+
+def fake_aws_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fake_aws", FIXTURES / "fake_aws.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fake_aws_sigv4a_check_agrees_with_aws(demo: Proc, fake_aws) -> None:
+    """The fake's SigV4a verifier against AWS's own parts: its key derivation gives the public
+    key AWS publishes for the suite's test credentials, and it accepts a request signed by
+    the AWS Common Runtime (awscrt) and refuses the same request with its body changed."""
+    import datetime as dt
+    import io
+
+    from awscrt import auth as crt_auth
+    from awscrt import http as crt_http
+
+    key = fake_aws_module().sigv4a_public_key("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY").public_numbers()
+    # aws-signing-test-suite/v4a/*/public-key.json
+    assert (f"{key.x:064x}", f"{key.y:064x}") == (
+        "b6618f6a65740a99e650b33b6b4b5bd0d43b176d721a3edfea7e7d2d56d936b1",
+        "865ed22a7eadc9c5cb9d2cbaca1b3699139fedc5043dc6661864218330c8e518",
+    )
+
+    aws = fake_aws(demo.url, "--credentials", f"{AKID}:{SECRET}", "--region", "eu-west-1")
+    host = aws.base.removeprefix("http://")
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
+
+    def crt_signed(region_set: str) -> dict[str, str]:
+        config = crt_auth.AwsSigningConfig(
+            algorithm=crt_auth.AwsSigningAlgorithm.V4_ASYMMETRIC,
+            signature_type=crt_auth.AwsSignatureType.HTTP_REQUEST_HEADERS,
+            credentials_provider=crt_auth.AwsCredentialsProvider.new_static(AKID, SECRET),
+            region=region_set,
+            service="aws-mcp",
+            date=dt.datetime.now(dt.timezone.utc),
+            signed_body_header_type=crt_auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
+        )
+        headers = crt_http.HttpHeaders([("host", host), ("content-type", "application/json"), ("accept", "application/json, text/event-stream")])
+        request = crt_http.HttpRequest("POST", "/mcp", headers, io.BytesIO(body))
+        return dict(crt_auth.aws_sign_request(request, config).result().headers)
+
+    headers = crt_signed("us-east-1,eu-west-1")
+    assert headers["Authorization"].startswith(V4A), headers
+    r = httpx.post(aws.base + "/mcp", content=body, headers=headers, timeout=10)
+    assert r.status_code == 200 and r.json().get("result") == {}, r.text
+    r = httpx.post(aws.base + "/mcp", content=body.replace(b"ping", b"pong"), headers=headers, timeout=10)
+    assert r.status_code == 403 and "does not match" in r.text, r.text
+    r = httpx.post(aws.base + "/mcp", content=body, headers=crt_signed("us-east-1"), timeout=10)
+    assert r.status_code == 403 and "does not include 'eu-west-1'" in r.text, r.text
+    assert aws.stats()["accepted"] == 1
+
+
+def test_sigv4a_signs_sync_and_calls_over_a_region_set(demo: Proc, fake_aws, logdir: Path, procs) -> None:
+    aws = fake_aws(demo.url, "--credentials", f"{TOKEN_AKID}:{TOKEN_SECRET}:{SESSION_TOKEN}", "--region", "us-west-2")
+    target = sigv4_target("aws", aws.base + "/mcp", service="aws-mcp", algorithm="sigv4a", region_set=["us-east-1", "us-west-*"])
+    env = {"AWS_ACCESS_KEY_ID": TOKEN_AKID, "AWS_SECRET_ACCESS_KEY": TOKEN_SECRET, "AWS_SESSION_TOKEN": SESSION_TOKEN}
+    sc = procs(start_sidecar(logdir, sidecar_config([target]), env=env))
+    wait_ready(sc, ["aws"])
+    assert call(sc.url, "aws___add", {"a": 20, "b": 22})["result"]["structuredContent"] == {"sum": 42.0}
+    text = "SigV4a ✓ " * 300
+    assert call(sc.url, "aws___echo", {"text": text})["result"]["content"][0]["text"] == text
+    stats = aws.stats()
+    assert stats["rejected"] == {}, stats
+    assert set(stats["algorithms"]) == {V4A}, stats["algorithms"]
+    assert set(stats["signed_headers"]) == {"host;x-amz-content-sha256;x-amz-date;x-amz-region-set;x-amz-security-token"}
+
+
+def test_sigv4a_refusals_are_clear(demo: Proc, fake_aws, logdir: Path, procs) -> None:
+    aws = fake_aws(demo.url, "--credentials", f"{AKID}:{SECRET}", "--region", "eu-central-1")
+    env = {"AWS_ACCESS_KEY_ID": AKID, "AWS_SECRET_ACCESS_KEY": SECRET}
+    # A region set without the endpoint's region: the sync fails and says so.
+    wrong = sigv4_target("aws", aws.base + "/mcp", service="aws-mcp", algorithm="sigv4a", region_set=["us-east-1"])
+    sc = procs(start_sidecar(logdir, sidecar_config([wrong]), env=env))
+    error = wait_error(sc, "aws")
+    assert "403" in error and "does not include 'eu-central-1'" in error, error
+    assert "sigv4a" in error and "region set us-east-1 from config" in error, error
+    sc.stop()
+
+    # The default region set is the signing region; a body changed on the way is refused.
+    right = sigv4_target("aws", aws.base + "/mcp", service="aws-mcp", algorithm="sigv4a", region="eu-central-1")
+    sc = procs(start_sidecar(logdir, sidecar_config([right]), env=env))
+    wait_ready(sc, ["aws"])
+    assert call(sc.url, "aws___add", {"a": 1, "b": 2})["result"]["structuredContent"] == {"sum": 3.0}
+    aws.config(tamper_body=True)
+    msg = call(sc.url, "aws___add", {"a": 1, "b": 2})["error"]["message"]
+    assert "403" in msg and "signature mismatch" in msg and "region set eu-central-1 from config" in msg, msg
+    assert SECRET not in sc.logs(100000)
+
+
 # --------------------------------------------------------------------------- credential sources
 
 
