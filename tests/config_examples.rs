@@ -79,6 +79,37 @@ fn check_accepts_every_example_and_prints_the_plan() {
     }
 }
 
+/// `check` on the AWS example shows how each target signs and where each part came from.
+#[test]
+fn check_shows_the_signing_scope_of_aws_targets() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/aws-upstreams.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-sidecar"));
+    command.arg("check").arg("--config").arg(&file);
+    for var in referenced_vars(&text) {
+        command.env(&var, example_env(&var).unwrap());
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shown in [
+        "sigv4 (service aws-mcp from the URL, region us-east-1 from the URL",
+        "sigv4 (service bedrock-agentcore from the URL, region us-west-2 from the URL",
+        "sigv4a (service execute-api from config, region set us-east-1,us-west-2 from config",
+    ] {
+        assert!(stdout.contains(shown), "`{shown}` not in:\n{stdout}");
+    }
+    assert!(
+        !stdout.contains("example-runtime_client_secret")
+            && !stdout.contains("example-runtime_external_id"),
+        "secrets are never printed:\n{stdout}"
+    );
+}
+
 #[test]
 fn check_rejects_a_bad_config_with_exit_2_and_the_field() {
     let dir = std::env::temp_dir().join(format!("mcp-sidecar-check-{}", std::process::id()));
