@@ -1,13 +1,16 @@
 //! SigV4 benchmark for mcp-sidecar: `cargo bench --bench sigv4`.
 //!
 //! In one run, against one loopback upstream (`mcp-sidecar demo-upstream --stateless`), it
-//! starts two sidecars in front of it, one unsigned and one signing every request with SigV4
-//! (static test keys with a session token; the demo upstream ignores the signature), and
+//! starts three sidecars in front of it, one unsigned, one signing every request with SigV4 and
+//! one with SigV4a (static test keys with a session token; the demo upstream ignores the
+//! signature), and
 //! measures with a Rust keep-alive client (reqwest, HTTP/1.1):
 //! - tools/call (echo) latency p50/p99: direct, via the unsigned sidecar, via the signing
 //!   sidecar (alternating blocks so background noise hits all alike);
-//! - throughput, 32 in flight for a fixed window, on each path;
-//! - both sidecars' RSS (idle after sync, peak after load) and the signing sidecar's start-up
+//! - throughput, 32 in flight for a fixed window, on each path, with the CPU time per call
+//!   of the sidecar and of the upstream over each window (from /proc/PID/stat);
+//! - signing alone, in-process: the per-target template against aws-sigv4's `sign`;
+//! - each sidecar's RSS (idle after sync, peak after load) and the SigV4 sidecar's start-up
 //!   time (spawn → first tools/list holding the upstream's tools).
 //!
 //! Then, when `.venv-aws-proxy` exists (`bash bench/setup_aws_proxy.sh`; override the Python
@@ -88,7 +91,7 @@ impl Settings {
                 rounds: 6,
                 concurrency: 32,
                 window: Duration::from_secs(4),
-                tput_rounds: 3,
+                tput_rounds: 5,
                 startup_spawns: 5,
                 peer_calls: 1_000,
                 peer_rounds: 2,
@@ -208,6 +211,26 @@ struct Path3 {
     label: &'static str,
     url: String,
     body: Bytes,
+    /// The sidecar on this path, whose CPU time is read around each throughput window.
+    sidecar_pid: Option<u32>,
+}
+
+/// CPU time (user + system, all threads) a process has used so far, from /proc/PID/stat.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    static TICKS_PER_SEC: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ticks_per_sec = *TICKS_PER_SEC.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesized command: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_micros(ticks * 1_000_000 / ticks_per_sec))
 }
 
 fn pct(mut v: Vec<Duration>, p: f64) -> Duration {
@@ -215,7 +238,16 @@ fn pct(mut v: Vec<Duration>, p: f64) -> Duration {
     v[((v.len() - 1) as f64 * p / 100.0).round() as usize]
 }
 
-async fn throughput(http: &reqwest::Client, path: &Path3, s: Settings) -> Result<(f64, u64)> {
+/// One throughput window: calls per second, errors, and the CPU µs per call of the sidecar
+/// and of the upstream.
+async fn throughput(
+    http: &reqwest::Client,
+    path: &Path3,
+    upstream_pid: u32,
+    s: Settings,
+) -> Result<Window> {
+    let cpu_before = path.sidecar_pid.and_then(cpu_time);
+    let upstream_before = cpu_time(upstream_pid);
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -236,10 +268,33 @@ async fn throughput(http: &reqwest::Client, path: &Path3, s: Settings) -> Result
     for t in tasks {
         t.await?;
     }
-    Ok((
-        ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(),
-        errors.load(Ordering::Relaxed),
-    ))
+    let calls = ok.load(Ordering::Relaxed);
+    let per_call = |before: Option<Duration>, after: Option<Duration>| match (before, after) {
+        (Some(before), Some(after)) if calls > 0 => {
+            Some((after - before).as_secs_f64() * 1e6 / calls as f64)
+        }
+        _ => None,
+    };
+    Ok(Window {
+        rate: calls as f64 / started.elapsed().as_secs_f64(),
+        errors: errors.load(Ordering::Relaxed),
+        sidecar_cpu: per_call(cpu_before, path.sidecar_pid.and_then(cpu_time)),
+        upstream_cpu: per_call(upstream_before, cpu_time(upstream_pid)),
+    })
+}
+
+struct Window {
+    rate: f64,
+    errors: u64,
+    /// CPU µs per call.
+    sidecar_cpu: Option<f64>,
+    upstream_cpu: Option<f64>,
+}
+
+/// The median of some figures (None when there are none).
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
 }
 
 async fn wait_tools(http: &reqwest::Client, url: &str) -> Result<()> {
@@ -323,44 +378,68 @@ async fn main() -> Result<()> {
     )?;
     let unsigned_url = unsigned.wait_listening()?;
 
-    let config = std::env::temp_dir().join(format!(
-        "mcp-sidecar-bench-sigv4-{}.toml",
-        std::process::id()
-    ));
-    std::fs::write(
-        &config,
-        format!(
-            "[inbound]\nlisten = \"127.0.0.1:0\"\n\n[[targets]]\nname = \"upstream\"\nkind = \"mcp_server\"\nurl = \"{upstream_url}\"\ncredential_provider = {{ type = \"sigv4\", service = \"aws-mcp\", region = \"us-east-1\" }}\n"
-        ),
+    // One config per signing algorithm (the demo upstream ignores the signatures).
+    let write_config = |algorithm: &str, provider: &str| -> Result<PathBuf> {
+        let path = std::env::temp_dir().join(format!(
+            "mcp-sidecar-bench-{algorithm}-{}.toml",
+            std::process::id()
+        ));
+        std::fs::write(
+            &path,
+            format!(
+                "[inbound]\nlisten = \"127.0.0.1:0\"\n\n[[targets]]\nname = \"upstream\"\nkind = \"mcp_server\"\nurl = \"{upstream_url}\"\ncredential_provider = {{ {provider} }}\n"
+            ),
+        )?;
+        Ok(path)
+    };
+    let config = write_config(
+        "sigv4",
+        r#"type = "sigv4", service = "aws-mcp", region = "us-east-1""#,
     )?;
-    let signed_cmd = || {
+    let config_v4a = write_config(
+        "sigv4a",
+        r#"type = "sigv4", algorithm = "sigv4a", service = "aws-mcp", region_set = ["us-east-1", "us-west-2"]"#,
+    )?;
+    let signed_cmd = |config: &Path| {
         let mut c = Command::new(&bin);
-        c.args(["serve", "--config"]).arg(&config);
+        c.args(["serve", "--config"]).arg(config);
         for (k, v) in AWS_ENV {
             c.env(k, v);
         }
         c
     };
-    let mut signed = Proc::spawn("sidecar-signed", signed_cmd(), &logs)?;
+    let mut signed = Proc::spawn("sidecar-signed", signed_cmd(&config), &logs)?;
     let signed_url = signed.wait_listening()?;
+    let mut signed_v4a = Proc::spawn("sidecar-signed-v4a", signed_cmd(&config_v4a), &logs)?;
+    let signed_v4a_url = signed_v4a.wait_listening()?;
     wait_tools(&http, &unsigned_url).await?;
     wait_tools(&http, &signed_url).await?;
+    wait_tools(&http, &signed_v4a_url).await?;
 
     let paths = [
         Path3 {
             label: "direct",
             url: upstream_url.clone(),
             body: call_body("echo"),
+            sidecar_pid: None,
         },
         Path3 {
             label: "sidecar, unsigned",
             url: unsigned_url.clone(),
             body: call_body("upstream___echo"),
+            sidecar_pid: Some(unsigned.child.id()),
         },
         Path3 {
             label: "sidecar, SigV4",
             url: signed_url.clone(),
             body: call_body("upstream___echo"),
+            sidecar_pid: Some(signed.child.id()),
+        },
+        Path3 {
+            label: "sidecar, SigV4a (ECDSA P-256)",
+            url: signed_v4a_url.clone(),
+            body: call_body("upstream___echo"),
+            sidecar_pid: Some(signed_v4a.child.id()),
         },
     ];
     for p in &paths {
@@ -368,7 +447,11 @@ async fn main() -> Result<()> {
             post(&http, &p.url, p.body.clone()).await?;
         }
     }
-    let idle = [unsigned.memory_kib()?, signed.memory_kib()?];
+    let idle = [
+        unsigned.memory_kib()?,
+        signed.memory_kib()?,
+        signed_v4a.memory_kib()?,
+    ];
 
     // Sequential latency, alternating blocks.
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); paths.len()];
@@ -386,27 +469,45 @@ async fn main() -> Result<()> {
     let p99: Vec<Duration> = samples.iter().map(|v| pct(v.clone(), 99.0)).collect();
 
     // Throughput: alternating windows, median per path (drift in background load hits all).
-    let mut windows: Vec<Vec<(f64, u64)>> = vec![Vec::new(); paths.len()];
+    let mut windows: Vec<Vec<Window>> = paths.iter().map(|_| Vec::new()).collect();
+    let upstream_pid = upstream.child.id();
     for _ in 0..s.tput_rounds {
         for (i, p) in paths.iter().enumerate() {
-            windows[i].push(throughput(&http, p, s).await?);
+            windows[i].push(throughput(&http, p, upstream_pid, s).await?);
         }
     }
     let tput: Vec<(f64, u64)> = windows
-        .into_iter()
-        .map(|mut w| {
-            w.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let errors = w.iter().map(|x| x.1).sum();
-            (w[w.len() / 2].0, errors)
+        .iter()
+        .map(|w| {
+            let rate = median(w.iter().map(|x| x.rate).collect()).unwrap_or_default();
+            (rate, w.iter().map(|x| x.errors).sum())
         })
         .collect();
-    let peak = [unsigned.memory_kib()?.1, signed.memory_kib()?.1];
+    // CPU per call (median window) of the sidecar and of the upstream: on a machine shared
+    // by load, sidecar and upstream, where the time per call goes.
+    let cpu: Vec<Option<f64>> = windows
+        .iter()
+        .map(|w| median(w.iter().filter_map(|x| x.sidecar_cpu).collect()))
+        .collect();
+    let upstream_cpu: Vec<Option<f64>> = windows
+        .iter()
+        .map(|w| median(w.iter().filter_map(|x| x.upstream_cpu).collect()))
+        .collect();
+    let peak = [
+        unsigned.memory_kib()?.1,
+        signed.memory_kib()?.1,
+        signed_v4a.memory_kib()?.1,
+    ];
 
     // Start-up of the signing sidecar.
     let mut startups = Vec::new();
     for i in 0..s.startup_spawns {
         let t = Instant::now();
-        let mut p = Proc::spawn(&format!("sidecar-signed-startup-{i}"), signed_cmd(), &logs)?;
+        let mut p = Proc::spawn(
+            &format!("sidecar-signed-startup-{i}"),
+            signed_cmd(&config),
+            &logs,
+        )?;
         let url = p.wait_listening()?;
         wait_tools(&http, &url).await?;
         startups.push(t.elapsed());
@@ -437,12 +538,15 @@ async fn main() -> Result<()> {
         s.window.as_secs_f64(),
         s.tput_rounds
     )?;
-    writeln!(out, "| Path | p50 | p99 | throughput |")?;
-    writeln!(out, "|---|---|---|---|")?;
+    writeln!(
+        out,
+        "| Path | p50 | p99 | throughput | sidecar CPU per call | upstream CPU per call |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|")?;
     for (i, p) in paths.iter().enumerate() {
         writeln!(
             out,
-            "| {} | {} | {} | {:.0} calls/s{} |",
+            "| {} | {} | {} | {:.0} calls/s{} | {} | {} |",
             p.label,
             ms(p50[i]),
             ms(p99[i]),
@@ -451,7 +555,9 @@ async fn main() -> Result<()> {
                 format!(" ({} errors)", tput[i].1)
             } else {
                 String::new()
-            }
+            },
+            cpu[i].map_or(String::new(), |c| format!("{c:.1} µs")),
+            upstream_cpu[i].map_or(String::new(), |c| format!("{c:.1} µs"))
         )?;
     }
     let signing_p50 = p50[2].as_secs_f64() * 1000.0 - p50[1].as_secs_f64() * 1000.0;
@@ -473,17 +579,44 @@ async fn main() -> Result<()> {
         "| signed throughput / unsigned throughput | {ratio:.1} % | ≥ 90 % | {} |",
         yes(ratio >= 90.0)
     )?;
+    if let (Some(unsigned_cpu), Some(signed_cpu), Some(v4a_cpu)) = (cpu[1], cpu[2], cpu[3]) {
+        writeln!(
+            out,
+            "| signing's CPU per call: SigV4 / SigV4a (signed − unsigned sidecar) | {:+.1} µs / {:+.1} µs |  |  |",
+            signed_cpu - unsigned_cpu,
+            v4a_cpu - unsigned_cpu
+        )?;
+        let cpu_ratio = unsigned_cpu / signed_cpu * 100.0;
+        writeln!(
+            out,
+            "| signed throughput / unsigned, by the sidecar's CPU per call (unsigned ÷ signed) | {cpu_ratio:.1} % | ≥ 90 % | {} |",
+            yes(cpu_ratio >= 90.0)
+        )?;
+    }
+    let v4a_over_direct = p50[3].as_secs_f64() * 1000.0 - p50[0].as_secs_f64() * 1000.0;
     writeln!(
         out,
-        "| RSS idle after sync: unsigned / signed sidecar | {:.1} MB / {:.1} MB |  |  |",
-        idle[0].0 as f64 / 1024.0,
-        idle[1].0 as f64 / 1024.0
+        "| SigV4a path p50 added over direct (no target) | {v4a_over_direct:+.3} ms |  |  |"
     )?;
     writeln!(
         out,
-        "| peak RSS after load: unsigned / signed sidecar | {:.1} MB / {:.1} MB |  |  |",
-        peak[0] as f64 / 1024.0,
-        peak[1] as f64 / 1024.0
+        "| SigV4a throughput / unsigned throughput (no target) | {:.1} % |  |  |",
+        tput[3].0 / tput[1].0 * 100.0
+    )?;
+    let mb = |kib: u64| kib as f64 / 1024.0;
+    writeln!(
+        out,
+        "| RSS idle after sync: unsigned / SigV4 / SigV4a sidecar | {:.1} / {:.1} / {:.1} MB |  |  |",
+        mb(idle[0].0),
+        mb(idle[1].0),
+        mb(idle[2].0)
+    )?;
+    writeln!(
+        out,
+        "| peak RSS after load: unsigned / SigV4 / SigV4a sidecar | {:.1} / {:.1} / {:.1} MB |  |  |",
+        mb(peak[0]),
+        mb(peak[1]),
+        mb(peak[2])
     )?;
     writeln!(
         out,
@@ -491,6 +624,8 @@ async fn main() -> Result<()> {
         startups.len(),
         ms(startup)
     )?;
+
+    write_signing_cost(&mut out, s)?;
 
     match peer {
         Ok(peer) => write_peer(&mut out, &peer)?,
@@ -500,7 +635,7 @@ async fn main() -> Result<()> {
     writeln!(out, "\n- Binary: `{}`", bin.display())?;
     writeln!(
         out,
-        "- Upstream: `mcp-sidecar demo-upstream --stateless` on loopback, `echo` tool; the signing sidecar uses static keys with a session token (host, x-amz-date, x-amz-content-sha256, x-amz-security-token signed over each body)."
+        "- Upstream: `mcp-sidecar demo-upstream --stateless` on loopback, `echo` tool; the signing sidecars use static keys with a session token (host, x-amz-date, x-amz-content-sha256, x-amz-security-token, and for SigV4a x-amz-region-set, signed over each body); the upstream does not check signatures (the tests do)."
     )?;
     writeln!(
         out,
@@ -522,9 +657,79 @@ async fn main() -> Result<()> {
     print!("{out}");
     std::fs::write(root().join("bench/results/sigv4.md"), &out)?;
     let _ = std::fs::remove_file(&config);
+    let _ = std::fs::remove_file(&config_v4a);
+    drop(signed_v4a);
     drop(signed);
     drop(unsigned);
     drop(upstream);
+    Ok(())
+}
+
+/// Signing alone, in this process: the per-target template the sidecar uses against
+/// aws-sigv4's general `sign` (what it falls back to), for one `tools/call` body.
+fn write_signing_cost(out: &mut String, s: Settings) -> Result<()> {
+    use aws_credential_types::Credentials;
+    use mcp_sidecar::targets::auth::sigv4::{SignOptions, SigningRegion, sign_request};
+    use mcp_sidecar::targets::auth::sigv4_template::SigningTemplate;
+    use std::time::SystemTime;
+
+    let credentials = Credentials::new(
+        AWS_ENV[0].1,
+        AWS_ENV[1].1,
+        Some(AWS_ENV[2].1.to_string()),
+        None,
+        "bench",
+    );
+    let identity = credentials.clone().into();
+    let url = "http://127.0.0.1:8000/mcp";
+    let body = call_body("upstream___echo");
+    let n = if s.quick { 2_000 } else { 50_000 };
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    };
+    writeln!(out, "\n## Signing one request, in-process (mean of {n})\n")?;
+    writeln!(
+        out,
+        "| Algorithm | per-target template | aws-sigv4 `sign` |"
+    )?;
+    writeln!(out, "|---|---|---|")?;
+    for (label, region) in [
+        ("SigV4", SigningRegion::Single("us-east-1")),
+        ("SigV4a", SigningRegion::Set("us-east-1,us-west-2")),
+    ] {
+        let template = SigningTemplate::new(&url.parse()?, "127.0.0.1:8000", "aws-mcp", region)
+            .context("no template for the bench URL")?;
+        let fast = time(&mut || {
+            std::hint::black_box(template.sign(
+                &credentials,
+                "POST",
+                url,
+                &body,
+                SystemTime::now(),
+            ));
+        });
+        let general = time(&mut || {
+            std::hint::black_box(
+                sign_request(
+                    &identity,
+                    "aws-mcp",
+                    region,
+                    "POST",
+                    url,
+                    &[("host", "127.0.0.1:8000")],
+                    &body,
+                    SystemTime::now(),
+                    SignOptions::OUTBOUND,
+                )
+                .ok(),
+            );
+        });
+        writeln!(out, "| {label} | {fast:.2} µs | {general:.2} µs |")?;
+    }
     Ok(())
 }
 
