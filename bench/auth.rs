@@ -7,12 +7,11 @@
 //! p50/p99 for each (a repeated token: the hot path), p50 with a never-seen token on every
 //! request (full signature check), and throughput of both under the same load.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/common/issuer.rs"]
 mod issuer;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,49 +22,6 @@ const SEQUENTIAL_CALLS: usize = 3_000;
 const FRESH_TOKEN_CALLS: usize = 1_000;
 const CONCURRENCY: usize = 32;
 const THROUGHPUT_WINDOW: Duration = Duration::from_secs(3);
-
-/// A child process killed by PID when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(bin: &Path, args: &[&str]) -> (Proc, String) {
-    let mut child = Command::new(bin)
-        .args(args)
-        .env("MCP_SIDECAR_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mcp-sidecar");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening ")
-        .expect("listening line")
-        .to_string();
-    (Proc(child), url)
-}
-
-fn release_binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/mcp-sidecar");
-    if !bin.exists() {
-        eprintln!("building the release binary first");
-        let ok = Command::new("cargo")
-            .args(["build", "--release", "--bin", "mcp-sidecar"])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-    bin
-}
 
 async fn call(client: &reqwest::Client, url: &str, token: Option<&str>) -> Duration {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
@@ -86,15 +42,6 @@ async fn call(client: &reqwest::Client, url: &str, token: Option<&str>) -> Durat
         "{status} {text}"
     );
     started.elapsed()
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
 async fn throughput(client: &reqwest::Client, url: &str, token: Option<&str>) -> f64 {
@@ -126,13 +73,13 @@ async fn main() {
         eprintln!("benchmark skipped: run it with `cargo bench --bench auth`");
         return;
     }
-    let bin = release_binary();
+    let bin = common::sidecar_bin().expect("the release binary");
     let issuer = issuer::Issuer::start().await;
-    let (_upstream, upstream_url) = spawn(
+    let (_upstream, upstream_url) = common::spawn_listening(
         &bin,
         &["demo-upstream", "--listen", "127.0.0.1:0", "--stateless"],
     );
-    let (_open, open_url) = spawn(
+    let (_open, open_url) = common::spawn_listening(
         &bin,
         &[
             "serve",
@@ -145,7 +92,7 @@ async fn main() {
         ],
     );
     let discovery = format!("{}/.well-known/openid-configuration", issuer.url);
-    let (_guarded, guarded_url) = spawn(
+    let (_guarded, guarded_url) = common::spawn_listening(
         &bin,
         &[
             "serve",
@@ -208,12 +155,15 @@ async fn main() {
     for t in &fresh_tokens {
         fresh.push(call(&client, &guarded_url, Some(t)).await);
     }
-    let (open_p50, open_p99) = (percentile(&mut open, 0.5), percentile(&mut open, 0.99));
-    let (guarded_p50, guarded_p99) = (
-        percentile(&mut guarded, 0.5),
-        percentile(&mut guarded, 0.99),
+    let (open_p50, open_p99) = (
+        common::quantile(&mut open, 0.5),
+        common::quantile(&mut open, 0.99),
     );
-    let fresh_p50 = percentile(&mut fresh, 0.5);
+    let (guarded_p50, guarded_p99) = (
+        common::quantile(&mut guarded, 0.5),
+        common::quantile(&mut guarded, 0.99),
+    );
+    let fresh_p50 = common::quantile(&mut fresh, 0.5);
 
     let mut open_rps = 0.0;
     let mut guarded_rps = 0.0;
@@ -229,13 +179,13 @@ async fn main() {
     println!("| --- | --- | --- | --- |");
     println!(
         "| p50 latency (repeated token) | {} | {} | |",
-        ms(open_p50),
-        ms(guarded_p50)
+        common::ms(open_p50),
+        common::ms(guarded_p50)
     );
     println!(
         "| p99 latency (repeated token) | {} | {} | |",
-        ms(open_p99),
-        ms(guarded_p99)
+        common::ms(open_p99),
+        common::ms(guarded_p99)
     );
     println!(
         "| added p50, repeated token (cache hit) | | {:.3} ms | microseconds |",

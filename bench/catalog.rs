@@ -11,10 +11,11 @@
 //! to the first `tools/list` answer carrying tools (target: ≤ 100 ms).
 //! The table is printed and written to `bench/results/catalog.md`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -30,22 +31,6 @@ const SYNC_DEADLINE: Duration = Duration::from_secs(120);
 const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(1);
 const SETTLE: Duration = Duration::from_millis(250);
-
-/// A child process killed by PID when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
 
 /// A scratch directory removed when dropped.
 struct TempDir(PathBuf);
@@ -66,41 +51,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Starts the binary; returns it and the URL from its `listening` line.
-fn spawn(bin: &Path, args: &[&str]) -> (Proc, String) {
-    let mut child = Command::new(bin)
-        .args(args)
-        .env("MCP_SIDECAR_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mcp-sidecar");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let proc = Proc(child);
-    let url = line
-        .trim()
-        .strip_prefix("listening ")
-        .unwrap_or_else(|| panic!("expected a listening line, got {line:?}"))
-        .to_string();
-    (proc, url)
-}
-
-fn release_binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/mcp-sidecar");
-    if !bin.exists() {
-        eprintln!("building the release binary first");
-        let ok = Command::new("cargo")
-            .args(["build", "--release", "--bin", "mcp-sidecar"])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-    bin
 }
 
 fn write_config(dir: &Path, upstream_url: &str) -> PathBuf {
@@ -192,11 +142,6 @@ async fn list(
     })
 }
 
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn ms(d: Duration) -> String {
     let v = d.as_secs_f64() * 1000.0;
     if v >= 100.0 {
@@ -234,7 +179,7 @@ struct RestartResult {
 async fn measure(bin: &Path, client: &reqwest::Client, n: usize, restart: bool) -> SizeResult {
     let dir = TempDir::new(&n.to_string());
     let extra = n.to_string();
-    let (upstream, upstream_url) = spawn(
+    let (upstream, upstream_url) = common::spawn_listening(
         bin,
         &[
             "demo-upstream",
@@ -252,7 +197,7 @@ async fn measure(bin: &Path, client: &reqwest::Client, n: usize, restart: bool) 
 
     // First sync: from spawn (process start-up included) to ready with every tool.
     let started = Instant::now();
-    let (sidecar, url) = spawn(bin, &serve);
+    let (sidecar, url) = common::spawn_listening(bin, &serve);
     let base = base_of(&url);
     wait_synced(client, &base, total).await;
     let sync = started.elapsed();
@@ -315,8 +260,8 @@ async fn measure(bin: &Path, client: &reqwest::Client, n: usize, restart: bool) 
         list(client, &url, cursor).await.expect("tools/list");
         samples.push(t.elapsed());
     }
-    let list_p50 = percentile(&mut samples, 0.5);
-    let list_p99 = percentile(&mut samples, 0.99);
+    let list_p50 = common::quantile(&mut samples, 0.5);
+    let list_p99 = common::quantile(&mut samples, 0.99);
     drop(sidecar);
 
     let restart = if restart {
@@ -327,7 +272,7 @@ async fn measure(bin: &Path, client: &reqwest::Client, n: usize, restart: bool) 
         let mut peak = 0;
         for _ in 0..RESTARTS {
             let started = Instant::now();
-            let (sidecar, url) = spawn(bin, &serve);
+            let (sidecar, url) = common::spawn_listening(bin, &serve);
             listening.push(started.elapsed());
             let deadline = started + STARTUP_DEADLINE;
             loop {
@@ -345,8 +290,8 @@ async fn measure(bin: &Path, client: &reqwest::Client, n: usize, restart: bool) 
         }
         let max = *times.iter().max().unwrap();
         Some(RestartResult {
-            listening: percentile(&mut listening, 0.5),
-            median: percentile(&mut times, 0.5),
+            listening: common::quantile(&mut listening, 0.5),
+            median: common::quantile(&mut times, 0.5),
             max,
             peak,
         })
@@ -376,7 +321,7 @@ async fn main() {
         eprintln!("benchmark skipped: run it with `cargo bench --bench catalog`");
         return;
     }
-    let bin = release_binary();
+    let bin = common::sidecar_bin().expect("the release binary");
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))

@@ -21,14 +21,14 @@
 //! that part is reported as skipped. `MCP_SIDECAR_BENCH_QUICK=1` runs a short smoke version whose
 //! figures are not meant to be quoted.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -37,8 +37,6 @@ use serde_json::{Value, json};
 
 const PROTOCOL_VERSION: &str = "2025-06-18";
 const ACCEPT: &str = "application/json, text/event-stream";
-/// A process that has not printed its `listening` line by then has failed to start.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Upper bound on polling for a catalog or an upstream to come up.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Hard cap on requests per throughput window, on top of the time bound.
@@ -94,141 +92,6 @@ impl Settings {
 // Child processes
 
 /// A child process that is killed (and reaped) when dropped.
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-    listening: Option<mpsc::Receiver<String>>,
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, logs: &Path) -> Result<Proc> {
-        let log = logs.join(format!("{name}.log"));
-        let log_file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .env_remove("RUST_LOG");
-        // The children run with their defaults: no MCP_SIDECAR_* setting from the caller's
-        // environment (a config path, a log level, auth) may leak into what is measured.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("MCP_SIDECAR_") {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {name}: {cmd:?}"))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = mpsc::channel();
-        // Reads the one `listening http://HOST:PORT/mcp` line, then keeps draining stdout so the
-        // child can never block on a full pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.trim().strip_prefix("listening ")
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        Ok(Proc {
-            name: name.to_string(),
-            child,
-            log,
-            listening: Some(rx),
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for the `listening URL` stdout line and returns the URL.
-    fn wait_listening(&mut self) -> Result<String> {
-        let rx = self
-            .listening
-            .take()
-            .ok_or_else(|| anyhow!("{}: already waited", self.name))?;
-        match tokio::task::block_in_place(|| rx.recv_timeout(START_TIMEOUT)) {
-            Ok(url) => Ok(url),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                bail!(
-                    "{}: no `listening` line within {START_TIMEOUT:?}{}",
-                    self.name,
-                    self.log_tail()
-                )
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
-                bail!(
-                    "{}: exited ({status}) before listening{}",
-                    self.name,
-                    self.log_tail()
-                )
-            }
-        }
-    }
-
-    fn ensure_alive(&mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "{}: exited unexpectedly ({status}){}",
-                self.name,
-                self.log_tail()
-            );
-        }
-        Ok(())
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-        format!("\n--- last lines of {} ---\n{tail}", self.log.display())
-    }
-
-    /// (VmRSS, VmHWM) in KiB.
-    fn memory_kib(&self) -> Result<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .with_context(|| format!("{}: reading /proc/{}/status", self.name, self.pid()))?;
-        let field = |key: &str| -> Result<u64> {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| anyhow!("{key} missing from /proc/PID/status"))
-        };
-        Ok((field("VmRSS:")?, field("VmHWM:")?))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // Its CPU time counts as the bench's own when telling how busy the rest of the machine was.
-        if let Some(t) = cpu_ticks(&self.pid().to_string()) {
-            CHILD_TICKS.fetch_add(t, Ordering::Relaxed);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// CPU ticks (utime + stime, all threads) used by the children the bench has stopped so far.
-static CHILD_TICKS: AtomicU64 = AtomicU64::new(0);
-
-/// utime + stime of a process (`self` or a PID), in clock ticks.
-fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name start at field 3 (state).
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
 /// Ticks the whole machine spent in user, nice and system mode (from /proc/stat).
 fn machine_busy_ticks() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
@@ -239,12 +102,6 @@ fn machine_busy_ticks() -> Option<u64> {
         .filter_map(|v| v.parse().ok())
         .collect();
     Some(f.first()? + f.get(1)? + f.get(2)?)
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    command_line("getconf", &["CLK_TCK"])
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// The ephemeral ends of the loopback TCP connections that have `port` at one end, in any
@@ -333,13 +190,22 @@ impl Load {
         ep: &Endpoint,
         body: &Bytes,
         s: Settings,
-        upstream: &Proc,
-        sidecar: Option<&Proc>,
+        upstream: &common::Proc,
+        sidecar: Option<&common::Proc>,
     ) -> Result<()> {
-        let ticks = |p: Option<&Proc>| p.and_then(|p| cpu_ticks(&p.pid().to_string()));
-        let before = (cpu_ticks("self"), ticks(Some(upstream)), ticks(sidecar));
+        let ticks =
+            |p: Option<&common::Proc>| p.and_then(|p| common::cpu_ticks(&p.pid().to_string()));
+        let before = (
+            common::cpu_ticks("self"),
+            ticks(Some(upstream)),
+            ticks(sidecar),
+        );
         let (t, err) = throughput(ep, body, s, s.window / s.rounds as u32).await?;
-        let after = (cpu_ticks("self"), ticks(Some(upstream)), ticks(sidecar));
+        let after = (
+            common::cpu_ticks("self"),
+            ticks(Some(upstream)),
+            ticks(sidecar),
+        );
         let delta = |a: Option<u64>, b: Option<u64>| -> Result<u64> {
             Ok(b.ok_or_else(|| anyhow!("no CPU time"))?
                 - a.ok_or_else(|| anyhow!("no CPU time"))?)
@@ -615,7 +481,7 @@ fn echo_call_body(tool: &Value) -> Bytes {
 /// Polls tools/list until `ready` accepts the full tool list (or the process dies / time runs out).
 async fn wait_catalog(
     ep: &Endpoint,
-    proc_: &mut Proc,
+    proc_: &mut common::Proc,
     ready: impl Fn(&[Value]) -> bool,
 ) -> Result<Vec<Value>> {
     let deadline = Instant::now() + READY_TIMEOUT;
@@ -813,9 +679,9 @@ impl Ctx {
         name: &str,
         cmd: Command,
         ready: impl Fn(&[Value]) -> bool,
-    ) -> Result<(Proc, Endpoint, Duration, Vec<Value>)> {
+    ) -> Result<(common::Proc, Endpoint, Duration, Vec<Value>)> {
         let t0 = Instant::now();
-        let mut p = Proc::spawn(name, cmd, &self.logs)?;
+        let mut p = common::Proc::spawn(name, cmd, &self.logs)?;
         let url = p.wait_listening()?;
         let ep = Endpoint::new(&self.http, &url);
         let tools = wait_catalog(&ep, &mut p, ready).await?;
@@ -828,8 +694,8 @@ impl Ctx {
         label: &str,
         direct: &Endpoint,
         side: &Endpoint,
-        upstream: &Proc,
-        sidecar: &mut Proc,
+        upstream: &common::Proc,
+        sidecar: &mut common::Proc,
         side_tools: &[Value],
     ) -> Result<UpstreamFigures> {
         let (direct_tools, _) = direct.list_all().await.context("direct tools/list")?;
@@ -910,7 +776,7 @@ impl Ctx {
     }
 
     async fn fast(&self) -> Result<(UpstreamFigures, Vec<Duration>)> {
-        let mut up = Proc::spawn(
+        let mut up = common::Proc::spawn(
             "fast-upstream",
             {
                 let mut c = Command::new(&self.bin);
@@ -960,7 +826,7 @@ impl Ctx {
         let port = free_loopback_port()?;
         let mut cmd = Command::new(python);
         cmd.arg(fixture).args(["--port", &port.to_string()]);
-        let mut up = Proc::spawn("slow-upstream", cmd, &self.logs)?;
+        let mut up = common::Proc::spawn("slow-upstream", cmd, &self.logs)?;
         let up_url = format!("http://127.0.0.1:{port}/mcp");
         let mut direct = Endpoint::new(&self.http, &up_url);
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -993,7 +859,7 @@ impl Ctx {
 
     async fn many_tools(&self) -> Result<ListFigures> {
         const EXTRA: usize = 1_000;
-        let mut up = Proc::spawn(
+        let mut up = common::Proc::spawn(
             "many-upstream",
             {
                 let mut c = Command::new(&self.bin);
@@ -1114,10 +980,6 @@ struct ListFigures {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
-}
-
 fn signed_ms(a: Duration, b: Duration) -> (f64, String) {
     let diff = (a.as_secs_f64() - b.as_secs_f64()) * 1e3;
     (diff, format!("{diff:+.3} ms"))
@@ -1167,13 +1029,21 @@ impl Table {
                 "{l}: tools/call p50, direct → via sidecar ({} calls each)",
                 f.lat_direct.n
             ),
-            format!("{} → {}", ms(f.lat_direct.p50), ms(f.lat_side.p50)),
+            format!(
+                "{} → {}",
+                common::ms(f.lat_direct.p50),
+                common::ms(f.lat_side.p50)
+            ),
             "",
             None,
         );
         self.row(
             format!("{l}: tools/call p99, direct → via sidecar"),
-            format!("{} → {}", ms(f.lat_direct.p99), ms(f.lat_side.p99)),
+            format!(
+                "{} → {}",
+                common::ms(f.lat_direct.p99),
+                common::ms(f.lat_side.p99)
+            ),
             "",
             None,
         );
@@ -1283,17 +1153,7 @@ async fn shutdown_signal() -> &'static str {
 async fn run() -> Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let s = Settings::from_env();
-    let bin = match std::env::var_os("MCP_SIDECAR_BIN") {
-        Some(p) => PathBuf::from(p),
-        // cargo builds the binary (bench profile = release settings) before running a bench.
-        None => PathBuf::from(env!("CARGO_BIN_EXE_mcp-sidecar")),
-    };
-    if !bin.is_file() {
-        bail!(
-            "{} not found: run `cargo build --release --bin mcp-sidecar` (or set MCP_SIDECAR_BIN)",
-            bin.display()
-        );
-    }
+    let bin = common::sidecar_bin()?;
     let results = root.join("bench/results");
     let logs = results.join("logs");
     std::fs::create_dir_all(&logs)?;
@@ -1314,12 +1174,12 @@ async fn run() -> Result<()> {
         tmp,
         http: http_client()?,
         s,
-        tick_us: 1e6 / clock_ticks_per_sec(),
+        tick_us: 1e6 / common::clock_ticks_per_sec(),
     };
     let load_start = loadavg();
     let run_start = Instant::now();
     let busy_start = machine_busy_ticks();
-    let own_start = cpu_ticks("self");
+    let own_start = common::cpu_ticks("self");
     eprintln!(
         "relay bench: binary {}{}",
         bin.display(),
@@ -1347,9 +1207,10 @@ async fn run() -> Result<()> {
     // CPU that neither this bench nor its children used, as a share of the machine.
     let foreign_pct = (|| {
         let busy = machine_busy_ticks()? - busy_start?;
-        let ours = cpu_ticks("self")? - own_start? + CHILD_TICKS.load(Ordering::Relaxed);
+        let ours =
+            common::cpu_ticks("self")? - own_start? + common::CHILD_TICKS.load(Ordering::Relaxed);
         let capacity = run_start.elapsed().as_secs_f64()
-            * clock_ticks_per_sec()
+            * common::clock_ticks_per_sec()
             * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         Some(100.0 * busy.saturating_sub(ours) as f64 / capacity)
     })();
@@ -1377,7 +1238,11 @@ async fn run() -> Result<()> {
             thousands(many.tools as f64),
             thousands(many.body_bytes as f64)
         ),
-        format!("{} / {}", ms(many.via.p50), ms(many.via.p99)),
+        format!(
+            "{} / {}",
+            common::ms(many.via.p50),
+            common::ms(many.via.p99)
+        ),
         "≤ 1 ms p50",
         Some(many.via.p50 <= Duration::from_millis(1)),
     );
@@ -1386,7 +1251,11 @@ async fn run() -> Result<()> {
             "tools/list, same {} tools straight from the upstream, p50 / p99 (reference)",
             thousands(many.tools as f64)
         ),
-        format!("{} / {}", ms(many.direct.p50), ms(many.direct.p99)),
+        format!(
+            "{} / {}",
+            common::ms(many.direct.p50),
+            common::ms(many.direct.p99)
+        ),
         "",
         None,
     );
@@ -1419,7 +1288,7 @@ async fn run() -> Result<()> {
     sorted.sort_unstable();
     t.row(
         format!("spawn → first tools/list with the upstream's tools (median / max of {}, polled every ~1 ms)", sorted.len()),
-        format!("{} / {}", ms(sorted[sorted.len() / 2]), ms(*sorted.last().unwrap())),
+        format!("{} / {}", common::ms(sorted[sorted.len() / 2]), common::ms(*sorted.last().unwrap())),
         "",
         None,
     );

@@ -22,21 +22,21 @@
 //! bench/results/logs/sigv4-*). Binary: `target/release/mcp-sidecar`, or `MCP_SIDECAR_BIN`.
 //! `MCP_SIDECAR_BENCH_QUICK=1` runs a short smoke version whose figures are not for quoting.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_REQUESTS: u64 = 5_000_000;
 
@@ -100,74 +100,6 @@ impl Settings {
     }
 }
 
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-    listening: Option<mpsc::Receiver<String>>,
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, logs: &Path) -> Result<Proc> {
-        let log = logs.join(format!("sigv4-{name}.log"));
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(File::create(&log)?))
-            .env_remove("RUST_LOG");
-        let mut child = cmd.spawn().with_context(|| format!("spawning {name}"))?;
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.trim().strip_prefix("listening ")
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        Ok(Proc {
-            name: name.into(),
-            child,
-            log,
-            listening: Some(rx),
-        })
-    }
-
-    fn wait_listening(&mut self) -> Result<String> {
-        let rx = self
-            .listening
-            .take()
-            .ok_or_else(|| anyhow!("waited twice"))?;
-        rx.recv_timeout(START_TIMEOUT).map_err(|_| {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            anyhow!("{}: no `listening` line\n{log}", self.name)
-        })
-    }
-
-    fn memory_kib(&self) -> Result<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let field = |key: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| anyhow!("{key} missing"))
-        };
-        Ok((field("VmRSS:")?, field("VmHWM:")?))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn http_client() -> Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .no_proxy()
@@ -215,29 +147,6 @@ struct Path3 {
     sidecar_pid: Option<u32>,
 }
 
-/// CPU time (user + system, all threads) a process has used so far, from /proc/PID/stat.
-fn cpu_time(pid: u32) -> Option<Duration> {
-    static TICKS_PER_SEC: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let ticks_per_sec = *TICKS_PER_SEC.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100)
-    });
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesized command: state is field 3, utime 14, stime 15.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_micros(ticks * 1_000_000 / ticks_per_sec))
-}
-
-fn pct(mut v: Vec<Duration>, p: f64) -> Duration {
-    v.sort();
-    v[((v.len() - 1) as f64 * p / 100.0).round() as usize]
-}
-
 /// One throughput window: calls per second, errors, and the CPU µs per call of the sidecar
 /// and of the upstream.
 async fn throughput(
@@ -246,8 +155,8 @@ async fn throughput(
     upstream_pid: u32,
     s: Settings,
 ) -> Result<Window> {
-    let cpu_before = path.sidecar_pid.and_then(cpu_time);
-    let upstream_before = cpu_time(upstream_pid);
+    let cpu_before = path.sidecar_pid.and_then(common::cpu_time);
+    let upstream_before = common::cpu_time(upstream_pid);
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -278,8 +187,8 @@ async fn throughput(
     Ok(Window {
         rate: calls as f64 / started.elapsed().as_secs_f64(),
         errors: errors.load(Ordering::Relaxed),
-        sidecar_cpu: per_call(cpu_before, path.sidecar_pid.and_then(cpu_time)),
-        upstream_cpu: per_call(upstream_before, cpu_time(upstream_pid)),
+        sidecar_cpu: per_call(cpu_before, path.sidecar_pid.and_then(common::cpu_time)),
+        upstream_cpu: per_call(upstream_before, common::cpu_time(upstream_pid)),
     })
 }
 
@@ -315,20 +224,6 @@ async fn wait_tools(http: &reqwest::Client, url: &str) -> Result<()> {
     }
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sidecar_bin() -> PathBuf {
-    std::env::var_os("MCP_SIDECAR_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/release/mcp-sidecar"))
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     // `cargo test --all-targets` runs bench targets too; measure only under `cargo bench`
@@ -338,20 +233,13 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     let s = Settings::from_env();
-    let bin = sidecar_bin();
-    if !bin.is_file() {
-        bail!(
-            "{} missing: build it (cargo build --release) or set MCP_SIDECAR_BIN",
-            bin.display()
-        );
-    }
-    let logs = root().join("bench/results/logs");
-    std::fs::create_dir_all(&logs)?;
+    let bin = common::sidecar_bin()?;
+    let logs = common::logs_dir()?;
     let http = http_client()?;
     let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
 
-    let mut upstream = Proc::spawn(
-        "upstream",
+    let mut upstream = common::Proc::spawn(
+        "sigv4-upstream",
         {
             let mut c = Command::new(&bin);
             c.args(["demo-upstream", "--listen", "127.0.0.1:0", "--stateless"]);
@@ -361,8 +249,8 @@ async fn main() -> Result<()> {
     )?;
     let upstream_url = upstream.wait_listening()?;
 
-    let mut unsigned = Proc::spawn(
-        "sidecar-unsigned",
+    let mut unsigned = common::Proc::spawn(
+        "sigv4-sidecar-unsigned",
         {
             let mut c = Command::new(&bin);
             c.args([
@@ -408,9 +296,10 @@ async fn main() -> Result<()> {
         }
         c
     };
-    let mut signed = Proc::spawn("sidecar-signed", signed_cmd(&config), &logs)?;
+    let mut signed = common::Proc::spawn("sigv4-sidecar-signed", signed_cmd(&config), &logs)?;
     let signed_url = signed.wait_listening()?;
-    let mut signed_v4a = Proc::spawn("sidecar-signed-v4a", signed_cmd(&config_v4a), &logs)?;
+    let mut signed_v4a =
+        common::Proc::spawn("sigv4-sidecar-signed-v4a", signed_cmd(&config_v4a), &logs)?;
     let signed_v4a_url = signed_v4a.wait_listening()?;
     wait_tools(&http, &unsigned_url).await?;
     wait_tools(&http, &signed_url).await?;
@@ -465,8 +354,14 @@ async fn main() -> Result<()> {
             }
         }
     }
-    let p50: Vec<Duration> = samples.iter().map(|v| pct(v.clone(), 50.0)).collect();
-    let p99: Vec<Duration> = samples.iter().map(|v| pct(v.clone(), 99.0)).collect();
+    let p50: Vec<Duration> = samples
+        .iter()
+        .map(|v| common::quantile(&mut v.clone(), 0.5))
+        .collect();
+    let p99: Vec<Duration> = samples
+        .iter()
+        .map(|v| common::quantile(&mut v.clone(), 0.99))
+        .collect();
 
     // Throughput: alternating windows, median per path (drift in background load hits all).
     let mut windows: Vec<Vec<Window>> = paths.iter().map(|_| Vec::new()).collect();
@@ -503,8 +398,8 @@ async fn main() -> Result<()> {
     let mut startups = Vec::new();
     for i in 0..s.startup_spawns {
         let t = Instant::now();
-        let mut p = Proc::spawn(
-            &format!("sidecar-signed-startup-{i}"),
+        let mut p = common::Proc::spawn(
+            &format!("sigv4-sidecar-signed-startup-{i}"),
             signed_cmd(&config),
             &logs,
         )?;
@@ -512,7 +407,7 @@ async fn main() -> Result<()> {
         wait_tools(&http, &url).await?;
         startups.push(t.elapsed());
     }
-    let startup = pct(startups.clone(), 50.0);
+    let startup = common::quantile(&mut startups.clone(), 0.5);
 
     // The Python peer comparison.
     let peer = run_peer(&upstream_url, &signed_url, s, &logs);
@@ -548,8 +443,8 @@ async fn main() -> Result<()> {
             out,
             "| {} | {} | {} | {:.0} calls/s{} | {} | {} |",
             p.label,
-            ms(p50[i]),
-            ms(p99[i]),
+            common::ms(p50[i]),
+            common::ms(p99[i]),
             tput[i].0,
             if tput[i].1 > 0 {
                 format!(" ({} errors)", tput[i].1)
@@ -622,7 +517,7 @@ async fn main() -> Result<()> {
         out,
         "| signed sidecar start-up: spawn → first tools/list with tools (median of {}) | {} |  |  |",
         startups.len(),
-        ms(startup)
+        common::ms(startup)
     )?;
 
     write_signing_cost(&mut out, s)?;
@@ -655,7 +550,7 @@ async fn main() -> Result<()> {
             .join(" ")
     )?;
     print!("{out}");
-    std::fs::write(root().join("bench/results/sigv4.md"), &out)?;
+    std::fs::write(common::root().join("bench/results/sigv4.md"), &out)?;
     let _ = std::fs::remove_file(&config);
     let _ = std::fs::remove_file(&config_v4a);
     drop(signed_v4a);
@@ -740,7 +635,7 @@ fn yes(met: bool) -> &'static str {
 fn run_peer(upstream: &str, sidecar: &str, s: Settings, logs: &Path) -> Result<Value> {
     let python = std::env::var_os("MCP_SIDECAR_BENCH_AWS_PROXY_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv-aws-proxy/bin/python"));
+        .unwrap_or_else(|| common::root().join(".venv-aws-proxy/bin/python"));
     let proxy = python.with_file_name("mcp-proxy-for-aws");
     if !python.is_file() || !proxy.is_file() {
         bail!(
@@ -750,7 +645,7 @@ fn run_peer(upstream: &str, sidecar: &str, s: Settings, logs: &Path) -> Result<V
         );
     }
     let mut cmd = Command::new(&python);
-    cmd.arg(root().join("bench/sigv4_peer.py"))
+    cmd.arg(common::root().join("bench/sigv4_peer.py"))
         .args(["--upstream", upstream, "--sidecar", sidecar, "--proxy"])
         .arg(&proxy)
         .args([
