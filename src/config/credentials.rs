@@ -220,7 +220,7 @@ impl Sigv4Config {
                 .into_iter()
                 .find_map(|name| env(name).filter(|v| !v.is_empty()).map(|v| (v, name)))
         };
-        let region_set = match self.algorithm {
+        let configured_set = match self.algorithm {
             SigningAlgorithm::Sigv4 => None,
             SigningAlgorithm::Sigv4a => self.region_set.as_ref().map(|set| set.join(",")),
         };
@@ -231,7 +231,7 @@ impl Sigv4Config {
                 Some((r, name)) => (r, ScopeSource::Env(name)),
                 // A SigV4a signature with its own region set needs no region; credentials
                 // (STS for assume_role) then use the global partition's home region.
-                None if region_set.is_some() => ("us-east-1".to_string(), ScopeSource::Default),
+                None if configured_set.is_some() => ("us-east-1".to_string(), ScopeSource::Default),
                 None => {
                     return Err(format!(
                         "no SigV4 region: `{}` names none; set credential_provider.region or AWS_REGION",
@@ -240,13 +240,12 @@ impl Sigv4Config {
                 }
             },
         };
-        let region_set = match self.algorithm {
-            SigningAlgorithm::Sigv4 => None,
-            SigningAlgorithm::Sigv4a => Some(match region_set {
+        // SigV4a signs over the configured set, else over the signing region alone.
+        let region_set =
+            (self.algorithm == SigningAlgorithm::Sigv4a).then(|| match configured_set {
                 Some(set) => (set, ScopeSource::Config),
                 None => (region.clone(), region_source),
-            }),
-        };
+            });
         Ok(SigningScope {
             service,
             service_source,

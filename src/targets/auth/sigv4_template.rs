@@ -122,7 +122,7 @@ impl SigningTemplate {
         }
         let amz_date = amz_date(time);
         let (creq, signed_headers, body_hash) =
-            self.canonical_request(method, body, &amz_date, token, self.v4a);
+            self.canonical_request(method, body, &amz_date, token);
         let key = self.key_for(credentials, &amz_date[..8]);
         let (algorithm, scope) = if self.v4a {
             (
@@ -140,10 +140,7 @@ impl SigningTemplate {
                 ),
             )
         };
-        let string_to_sign = format!(
-            "{algorithm}\n{amz_date}\n{scope}\n{}",
-            hex::encode(digest::digest(&digest::SHA256, creq.as_bytes()))
-        );
+        let string_to_sign = string_to_sign(algorithm, &amz_date, &scope, &creq);
         let signature = match &key.key {
             Key::V4(k) => hex::encode(hmac::sign(k, string_to_sign.as_bytes())),
             Key::V4a(k) => hex::encode(
@@ -154,9 +151,12 @@ impl SigningTemplate {
         let mut headers = Vec::with_capacity(5);
         headers.push((
             "authorization",
-            format!(
-                "{algorithm} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-                credentials.access_key_id()
+            authorization(
+                algorithm,
+                credentials.access_key_id(),
+                &scope,
+                signed_headers,
+                &signature,
             ),
             false, // as aws-sigv4 marks it; `authorize` hides every authorization value
         ));
@@ -171,18 +171,17 @@ impl SigningTemplate {
         Some(headers)
     }
 
-    /// The canonical request, its signed header names and the body's hash. With
-    /// `region_set_header`, `x-amz-region-set` is one of the signed headers (SigV4a).
+    /// The canonical request, its signed header names and the body's hash. A SigV4a template
+    /// signs `x-amz-region-set` too.
     fn canonical_request(
         &self,
         method: &str,
         body: &[u8],
         amz_date: &str,
         token: Option<&str>,
-        region_set_header: bool,
     ) -> (String, &'static str, String) {
         let body_hash = hex::encode(digest::digest(&digest::SHA256, body));
-        let signed_headers = match (region_set_header, token.is_some()) {
+        let signed_headers = match (self.v4a, token.is_some()) {
             (false, false) => "host;x-amz-content-sha256;x-amz-date",
             (false, true) => "host;x-amz-content-sha256;x-amz-date;x-amz-security-token",
             (true, false) => "host;x-amz-content-sha256;x-amz-date;x-amz-region-set",
@@ -206,7 +205,7 @@ impl SigningTemplate {
         ] {
             creq.push_str(part);
         }
-        if region_set_header {
+        if self.v4a {
             for part in ["x-amz-region-set:", &self.region, "\n"] {
                 creq.push_str(part);
             }
@@ -279,20 +278,22 @@ impl SigningTemplate {
                 ("DELETE", b""),
             ] {
                 let (creq, signed_headers, _) =
-                    self.canonical_request(method, body, &amz_date, token, self.v4a);
+                    self.canonical_request(method, body, &amz_date, token);
                 let scope = format!(
                     "{}/{scope_region}/{}/aws4_request",
                     &amz_date[..8],
                     self.service
                 );
-                let string_to_sign = format!(
-                    "{V4}\n{amz_date}\n{scope}\n{}",
-                    hex::encode(digest::digest(&digest::SHA256, creq.as_bytes()))
+                let signature = hmac::sign(
+                    &key,
+                    string_to_sign(V4, &amz_date, &scope, &creq).as_bytes(),
                 );
-                let ours = format!(
-                    "{V4} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={}",
+                let ours = authorization(
+                    V4,
                     credentials.access_key_id(),
-                    hex::encode(hmac::sign(&key, string_to_sign.as_bytes()))
+                    &scope,
+                    signed_headers,
+                    &hex::encode(signature),
                 );
                 let mut headers = vec![("host", self.host.as_str())];
                 if self.v4a {
@@ -323,6 +324,25 @@ impl SigningTemplate {
         }
         true
     }
+}
+
+/// The string to sign: algorithm, time, credential scope and the canonical request's hash.
+fn string_to_sign(algorithm: &str, amz_date: &str, scope: &str, creq: &str) -> String {
+    let hash = hex::encode(digest::digest(&digest::SHA256, creq.as_bytes()));
+    format!("{algorithm}\n{amz_date}\n{scope}\n{hash}")
+}
+
+/// The `Authorization` header's value.
+fn authorization(
+    algorithm: &str,
+    access_key_id: &str,
+    scope: &str,
+    signed_headers: &str,
+    signature: &str,
+) -> String {
+    format!(
+        "{algorithm} Credential={access_key_id}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+    )
 }
 
 /// `YYYYMMDDTHHMMSSZ`.
@@ -482,7 +502,7 @@ mod tests {
             head,
             "AWS4-ECDSA-P256-SHA256 Credential=AKIDEXAMPLE/20260101/bedrock-agentcore/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-region-set"
         );
-        let (creq, _, _) = t.canonical_request("POST", b"{}", "20260101T000000Z", None, true);
+        let (creq, _, _) = t.canonical_request("POST", b"{}", "20260101T000000Z", None);
         let string_to_sign = format!(
             "AWS4-ECDSA-P256-SHA256\n20260101T000000Z\n20260101/bedrock-agentcore/aws4_request\n{}",
             hex::encode(digest::digest(&digest::SHA256, creq.as_bytes()))
