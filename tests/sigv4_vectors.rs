@@ -2,7 +2,8 @@
 //! (`targets::auth::sigv4::sign_request`).
 //!
 //! The vectors are the AWS signing test suite (from aws-c-auth, plus the `double-encode-path`
-//! case) as shipped inside the `aws-sigv4` crate package, found through `cargo metadata`:
+//! case) as shipped inside the `aws-sigv4` crate package, found through `cargo metadata`
+//! filtered to the host platform (see [`suite_dir`]):
 //! for each case, `request.txt` is signed with the credentials, region, service, time and
 //! options of `context.json`, and the `Authorization` header must equal the one in
 //! `header-signed-request.txt` (so the canonical request, string to sign and signature all
@@ -59,10 +60,15 @@ struct Request {
 }
 
 /// `version` is `v4` or `v4a`.
+///
+/// `cargo metadata` is filtered to the host platform: unfiltered, it needs the sources of
+/// every package in the lock file, including ones only other platforms build (which
+/// `cargo build` on this host never downloads), and fails offline on a fresh cargo home.
 fn suite_dir(version: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host_triple()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
@@ -81,11 +87,32 @@ fn suite_dir(version: &str) -> PathBuf {
         .as_str()
         .unwrap()
         .to_string();
-    Path::new(&manifest)
+    let dir = Path::new(&manifest)
         .parent()
         .unwrap()
         .join("aws-signing-test-suite")
-        .join(version)
+        .join(version);
+    assert!(
+        dir.is_dir(),
+        "the aws-sigv4 package no longer ships {}",
+        dir.display()
+    );
+    dir
+}
+
+/// The platform `cargo build` targets here (`host:` of `rustc -vV`).
+fn host_triple() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .trim()
+        .to_string()
 }
 
 /// The suite's cases, sorted, without those in [`NOT_APPLICABLE`].
