@@ -564,8 +564,8 @@ async fn main() -> Result<()> {
 /// aws-sigv4's general `sign` (what it falls back to), for one `tools/call` body.
 fn write_signing_cost(out: &mut String, s: Settings) -> Result<()> {
     use aws_credential_types::Credentials;
-    use mcp_sidecar::targets::auth::sigv4::{SignOptions, SigningRegion, sign_request};
-    use mcp_sidecar::targets::auth::sigv4_template::SigningTemplate;
+    use mcp_sidecar::targets::credentials::sigv4::template::SigningTemplate;
+    use mcp_sidecar::targets::credentials::sigv4::{SignOptions, SigningRegion, sign_request};
     use std::time::SystemTime;
 
     let credentials = Credentials::new(

@@ -4,10 +4,12 @@
 //! `inbound` (HTTP, JSON-RPC, MCP methods) → `catalog` (names, cache, sync) →
 //! `targets` (one client per upstream kind, outbound credentials).
 
+pub mod backoff;
 pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod inbound;
+pub mod protocol;
 pub mod targets;
 
 use std::sync::Arc;
@@ -56,7 +58,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
         .iter()
         .map(|t| targets::build(t).with_context(|| format!("target '{}'", t.name)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let store = Arc::new(CatalogStore::new(config)?);
+    let store = Arc::new(CatalogStore::new(config, &targets)?);
     // Saved catalogs first: tools/list answers before any upstream does.
     store.restore();
     let plans = config

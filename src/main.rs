@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use mcp_sidecar::config::{AuthorizerConfig, Config, ConfigError, InboundAuth, TargetConfig};
-use mcp_sidecar::targets::auth::provider_for;
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -325,7 +324,9 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
     }
     println!("targets:");
     for t in &config.targets {
-        println!("  - {} ({:?}) {}", t.name, t.kind, t.url);
+        // Building contacts nothing; it is what `serve` would run.
+        let about = mcp_sidecar::targets::build(t)?.describe();
+        println!("  - {} ({}) {}", t.name, about.kind, about.endpoint);
         println!(
             "    tools exposed as {}",
             if t.prefix_tools {
@@ -342,7 +343,7 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
             "    concurrency   {} in flight; queued requests wait up to {} ms",
             t.max_concurrency, t.queue_timeout_ms
         );
-        println!("    credentials   {}", provider_for(t)?.describe());
+        println!("    credentials   {}", about.credentials);
         let cur = &t.curation;
         if !cur.allow_tools.is_empty()
             || !cur.deny_tools.is_empty()

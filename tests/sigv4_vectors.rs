@@ -1,5 +1,5 @@
 //! AWS's published SigV4 test vectors against the sidecar's signing function
-//! (`targets::auth::sigv4::sign_request`).
+//! (`targets::credentials::sigv4::sign_request`).
 //!
 //! The vectors are the AWS signing test suite (from aws-c-auth, plus the `double-encode-path`
 //! case) as shipped inside the `aws-sigv4` crate package, found through `cargo metadata`
@@ -20,7 +20,7 @@ use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::identity::Identity;
-use mcp_sidecar::targets::auth::sigv4::{SignOptions, SigningRegion, sign_request};
+use mcp_sidecar::targets::credentials::sigv4::{SignOptions, SigningRegion, sign_request};
 use serde::Deserialize;
 
 /// Cases whose request line holds raw characters no HTTP client sends unencoded (a space,

@@ -3,8 +3,9 @@
 //!
 //! One file per target, `{name}.catalog.json`, replaced atomically (write a temporary file,
 //! fsync, rename over the old one, fsync the directory): a crash leaves the old file or the
-//! new one, never half of either. A file from another format version, for another target
-//! URL, or that does not parse is reported and ignored, never fatal, never half-loaded.
+//! new one, never half of either. A file from another format version, for another upstream
+//! (another target fingerprint: for `mcp_server`, another URL), or that does not parse is
+//! reported and ignored, never fatal, never half-loaded.
 //! What is saved is the upstream's own listing; curation and normalization are re-applied at
 //! load, so config changes take effect on restart.
 
@@ -37,15 +38,17 @@ struct File_ {
     format: String,
     version: u32,
     target: String,
-    /// SHA-256 of the target URL: a saved listing is only for the server it came from (the
-    /// URL itself is not stored, in case it carries credentials).
+    /// SHA-256 of the target's fingerprint (`Target::fingerprint`, for `mcp_server` its URL):
+    /// a saved listing is only for the upstream it came from. The fingerprint itself is not
+    /// stored, in case it carries credentials. (Named for the URL it was first; renaming it
+    /// would orphan every saved file.)
     url_sha256: String,
     synced_at_unix: u64,
     listing: Listing,
 }
 
-fn url_hash(url: &str) -> String {
-    Sha256::digest(url.as_bytes())
+fn fingerprint_hash(fingerprint: &str) -> String {
+    Sha256::digest(fingerprint.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -65,7 +68,7 @@ impl StateDir {
     }
 
     /// `Ok(None)`: nothing saved for this target.
-    pub fn load(&self, target: &str, url: &str) -> Result<Option<Saved>, String> {
+    pub fn load(&self, target: &str, fingerprint: &str) -> Result<Option<Saved>, String> {
         let path = self.file(target);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -97,9 +100,9 @@ impl StateDir {
                 });
             }
         };
-        if saved.target != target || saved.url_sha256 != url_hash(url) {
+        if saved.target != target || saved.url_sha256 != fingerprint_hash(fingerprint) {
             return Err(format!(
-                "{} was saved for another target or URL",
+                "{} was saved for another target or upstream",
                 path.display()
             ));
         }
@@ -112,7 +115,7 @@ impl StateDir {
     pub fn save(
         &self,
         target: &str,
-        url: &str,
+        fingerprint: &str,
         listing: &Listing,
         synced_at: SystemTime,
     ) -> std::io::Result<()> {
@@ -121,7 +124,7 @@ impl StateDir {
             format: FORMAT.into(),
             version: VERSION,
             target: target.into(),
-            url_sha256: url_hash(url),
+            url_sha256: fingerprint_hash(fingerprint),
             synced_at_unix: synced_at
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
@@ -199,7 +202,7 @@ mod tests {
             state
                 .load("t", "http://other")
                 .unwrap_err()
-                .contains("another target or URL")
+                .contains("another target or upstream")
         );
         fs::write(
             dir.join("t.catalog.json"),

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::persist::StateDir;
 use super::{Catalog, Contribution, Curation, naming};
 use crate::config::Config;
-use crate::targets::{Listing, TargetError};
+use crate::targets::{Description, Listing, Target, TargetError};
 
 /// A target's sync state, as `/readyz` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,6 +31,9 @@ pub enum SyncState {
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetStatus {
     pub name: String,
+    /// Kind, endpoint and credential source.
+    #[serde(flatten)]
+    pub description: Description,
     pub state: SyncState,
     pub tools: usize,
     pub prompts: usize,
@@ -45,7 +48,9 @@ pub struct TargetStatus {
 
 struct TargetSlot {
     name: String,
-    url: String,
+    /// The upstream's identity (`Target::fingerprint`): what a saved listing is tied to.
+    fingerprint: String,
+    description: Description,
     prefix: bool,
     normalize_schemas: bool,
     curation: Curation,
@@ -71,14 +76,17 @@ pub struct CatalogStore {
 }
 
 impl CatalogStore {
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    /// `targets` are the built targets, in config order.
+    pub fn new(config: &Config, targets: &[Arc<dyn Target>]) -> anyhow::Result<Self> {
         let slots = config
             .targets
             .iter()
-            .map(|t| {
+            .zip(targets)
+            .map(|(t, target)| {
                 Ok(TargetSlot {
                     name: t.name.clone(),
-                    url: t.url.clone(),
+                    fingerprint: target.fingerprint(),
+                    description: target.describe(),
                     prefix: t.prefix_tools,
                     normalize_schemas: t
                         .normalize_schemas
@@ -110,7 +118,7 @@ impl CatalogStore {
         let Some(state) = &self.state else { return };
         let mut restored = 0;
         for slot in &self.slots {
-            match state.load(&slot.name, &slot.url) {
+            match state.load(&slot.name, &slot.fingerprint) {
                 Ok(Some(saved)) => {
                     let mut s = slot.inner.lock().unwrap();
                     s.listing = Some(Arc::new(saved.listing));
@@ -168,7 +176,7 @@ impl CatalogStore {
                 }
                 self.republish();
                 if let Some(state) = &self.state
-                    && let Err(e) = state.save(&slot.name, &slot.url, &listing, now)
+                    && let Err(e) = state.save(&slot.name, &slot.fingerprint, &listing, now)
                 {
                     tracing::warn!(target_name = %slot.name, "could not save the catalog: {e}");
                 }
@@ -262,6 +270,7 @@ impl CatalogStore {
                 let count = |f: fn(&Listing) -> usize| s.listing.as_deref().map_or(0, f);
                 TargetStatus {
                     name: slot.name.clone(),
+                    description: slot.description.clone(),
                     state,
                     tools: count(|l| l.tools.len()),
                     prompts: count(|l| l.prompts.len()),

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
 use super::CatalogStore;
+use crate::backoff::{Backoff, Jitter, jitter};
 use crate::targets::{FailureKind, Target, TargetError};
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
@@ -105,22 +105,20 @@ impl Syncer {
 
     async fn run(&self, index: usize) {
         let t = &self.targets[index];
-        let mut backoff = FIRST_RETRY;
+        let mut backoff = Backoff::new(FIRST_RETRY, t.plan.interval, Jitter::Spread);
         loop {
             let wait = match self.sync_now(index).await {
                 Ok(()) => {
-                    backoff = FIRST_RETRY;
-                    t.plan.interval
+                    backoff.reset();
+                    jitter(t.plan.interval, Jitter::Spread)
                 }
                 Err(message) => {
                     tracing::warn!(target_name = t.plan.target.name(), "sync failed: {message}");
-                    let wait = backoff.min(t.plan.interval);
-                    backoff = (backoff * 2).min(t.plan.interval);
-                    wait
+                    backoff.next_delay()
                 }
             };
             tokio::select! {
-                _ = tokio::time::sleep(jitter(wait)) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = t.wake.notified() => {}
             }
         }
@@ -141,10 +139,4 @@ async fn sync_once(store: &CatalogStore, plan: &SyncPlan) -> Result<(), String> 
         )),
     };
     store.record_sync(plan.index, outcome)
-}
-
-/// ±10 % so many sidecars restarted together do not sync in lockstep.
-fn jitter(d: Duration) -> Duration {
-    let factor = rand::rng().random_range(0.9..1.1);
-    d.mul_f64(factor)
 }

@@ -7,11 +7,10 @@ mod authorizer;
 mod credentials;
 mod interpolate;
 mod secret;
+mod target;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -24,6 +23,7 @@ pub use credentials::{
 };
 pub use interpolate::interpolate_env;
 pub use secret::Secret;
+pub use target::{CurationConfig, McpServerSpec, TargetConfig, TargetSpec};
 
 /// A configuration problem, always tied to the field that caused it.
 #[derive(Debug, thiserror::Error)]
@@ -152,136 +152,6 @@ impl Default for CatalogConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetKind {
-    /// A streamable-HTTP MCP server.
-    McpServer,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetConfig {
-    pub name: String,
-    pub kind: TargetKind,
-    pub url: String,
-    #[serde(default = "default_true")]
-    pub prefix_tools: bool,
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: u64,
-    #[serde(default = "default_sync_timeout_ms")]
-    pub sync_timeout_ms: u64,
-    #[serde(default = "default_max_concurrency")]
-    pub max_concurrency: usize,
-    /// How long a request waits for one of the `max_concurrency` slots before it fails as
-    /// overloaded (a fast, clear failure instead of a slow timeout).
-    #[serde(default = "default_queue_timeout_ms")]
-    pub queue_timeout_ms: u64,
-    /// Largest single upstream message (JSON body or SSE event) accepted.
-    #[serde(default = "default_max_message_bytes")]
-    pub max_message_bytes: usize,
-    pub sync_interval_secs: Option<u64>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, Secret>,
-    #[serde(default)]
-    pub credential_provider: CredentialProviderConfig,
-    /// Which tools are exposed, and how.
-    #[serde(default)]
-    pub curation: CurationConfig,
-    /// Overrides `catalog.normalize_schemas` for this target.
-    pub normalize_schemas: Option<bool>,
-    /// Entries merged into `params._meta` of every `tools/call` sent to this target (the
-    /// caller's own `_meta` keys win), e.g. `{ AWS_REGION = "us-west-2" }` for the AWS MCP
-    /// Server's operating region.
-    #[serde(default)]
-    pub meta: serde_json::Map<String, serde_json::Value>,
-    /// Retries of a throttled request (HTTP 429, or 503 with `Retry-After`), with jittered
-    /// backoff that honours `Retry-After`, always within `request_timeout_ms`.
-    #[serde(default = "default_max_retries")]
-    pub max_retries: u32,
-}
-
-/// Per-target curation of the upstream's tools (names are the upstream's own).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CurationConfig {
-    /// Only tools matching one of these globs are exposed (empty: all).
-    pub allow_tools: Vec<String>,
-    /// Tools matching one of these globs are not exposed.
-    pub deny_tools: Vec<String>,
-    /// New names (before the target prefix), e.g. `{ get_forecast = "forecast" }`.
-    pub rename_tools: std::collections::BTreeMap<String, String>,
-    /// Replacement descriptions.
-    pub tool_descriptions: std::collections::BTreeMap<String, String>,
-    /// Expose (and allow calls to) only tools annotated `readOnlyHint: true`.
-    pub read_only: bool,
-}
-
-fn default_true() -> bool {
-    true
-}
-fn default_connect_timeout_ms() -> u64 {
-    2_000
-}
-fn default_request_timeout_ms() -> u64 {
-    60_000
-}
-fn default_sync_timeout_ms() -> u64 {
-    20_000
-}
-fn default_max_concurrency() -> usize {
-    64
-}
-fn default_queue_timeout_ms() -> u64 {
-    5_000
-}
-fn default_max_message_bytes() -> usize {
-    32 * 1024 * 1024
-}
-fn default_max_retries() -> u32 {
-    3
-}
-
-impl TargetConfig {
-    /// A target with defaults for everything but its name and URL (zero-file mode).
-    pub fn mcp_server(name: impl Into<String>, url: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            kind: TargetKind::McpServer,
-            url: url.into(),
-            prefix_tools: true,
-            connect_timeout_ms: default_connect_timeout_ms(),
-            request_timeout_ms: default_request_timeout_ms(),
-            sync_timeout_ms: default_sync_timeout_ms(),
-            max_concurrency: default_max_concurrency(),
-            queue_timeout_ms: default_queue_timeout_ms(),
-            max_message_bytes: default_max_message_bytes(),
-            sync_interval_secs: None,
-            headers: BTreeMap::new(),
-            credential_provider: CredentialProviderConfig::None,
-            curation: CurationConfig::default(),
-            normalize_schemas: None,
-            meta: serde_json::Map::new(),
-            max_retries: default_max_retries(),
-        }
-    }
-
-    pub fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
-    }
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
-    }
-    pub fn sync_timeout(&self) -> Duration {
-        Duration::from_millis(self.sync_timeout_ms)
-    }
-    pub fn queue_timeout(&self) -> Duration {
-        Duration::from_millis(self.queue_timeout_ms)
-    }
-}
-
 impl Config {
     /// Reads, interpolates `${VAR}`s and validates a TOML config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -301,6 +171,7 @@ impl Config {
             ConfigError::new("config", format!("{}{span}", e.message()))
         })?;
         interpolate_env(&mut raw, "", env)?;
+        target::nest_kind_keys(&mut raw)?;
         let config = deserialize_with_path(raw)?;
         config.validate()?;
         Ok(config)
@@ -375,71 +246,13 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for (i, t) in self.targets.iter().enumerate() {
-            let at = |f: &str| format!("targets[{i}].{f}");
-            validate_target_name(&t.name).map_err(|p| ConfigError::new(at("name"), p))?;
+            t.validate(i)?;
             if !seen.insert(t.name.as_str()) {
                 return Err(ConfigError::new(
-                    at("name"),
+                    format!("targets[{i}].name"),
                     format!("`{}` is used by two targets", t.name),
                 ));
             }
-            let url = url::Url::parse(&t.url).map_err(|e| {
-                ConfigError::new(at("url"), format!("`{}` is not a URL: {e}", t.url))
-            })?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(ConfigError::new(
-                    at("url"),
-                    "must be an http:// or https:// URL",
-                ));
-            }
-            for (field, v) in [
-                ("connect_timeout_ms", t.connect_timeout_ms),
-                ("request_timeout_ms", t.request_timeout_ms),
-                ("sync_timeout_ms", t.sync_timeout_ms),
-                ("queue_timeout_ms", t.queue_timeout_ms),
-            ] {
-                if v == 0 {
-                    return Err(ConfigError::new(at(field), "must be greater than 0"));
-                }
-            }
-            if t.max_concurrency == 0 {
-                return Err(ConfigError::new(
-                    at("max_concurrency"),
-                    "must be at least 1",
-                ));
-            }
-            if t.max_message_bytes < 1024 {
-                return Err(ConfigError::new(
-                    at("max_message_bytes"),
-                    "must be at least 1024",
-                ));
-            }
-            if t.sync_interval_secs == Some(0) {
-                return Err(ConfigError::new(
-                    at("sync_interval_secs"),
-                    "must be at least 1",
-                ));
-            }
-            for (name, value) in &t.headers {
-                validate_header(name, value.expose())
-                    .map_err(|p| ConfigError::new(at(&format!("headers.{name}")), p))?;
-            }
-            for (field, patterns) in [
-                ("allow_tools", &t.curation.allow_tools),
-                ("deny_tools", &t.curation.deny_tools),
-            ] {
-                for (j, p) in patterns.iter().enumerate() {
-                    globset::Glob::new(p).map_err(|e| {
-                        ConfigError::new(
-                            at(&format!("curation.{field}[{j}]")),
-                            format!("bad pattern: {e}"),
-                        )
-                    })?;
-                }
-            }
-            t.credential_provider.validate(&url).map_err(|(field, p)| {
-                ConfigError::new(at(&format!("credential_provider{field}")), p)
-            })?;
         }
         Ok(())
     }
@@ -484,28 +297,6 @@ impl Config {
     }
 }
 
-/// Target names become tool-name prefixes (`{target}___{tool}`), so they use the same
-/// alphabet as tool names and must not contain the separator itself.
-fn validate_target_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 48 {
-        return Err("must be 1 to 48 characters".into());
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(format!(
-            "`{name}` may only contain A-Z, a-z, 0-9, '_' and '-'"
-        ));
-    }
-    if name.contains("___") {
-        return Err(format!(
-            "`{name}` must not contain \"___\" (the tool-name separator)"
-        ));
-    }
-    Ok(())
-}
-
 pub(crate) fn validate_header(name: &str, value: &str) -> Result<(), String> {
     http::HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| format!("`{name}` is not a valid header name"))?;
@@ -521,7 +312,7 @@ fn deserialize_with_path(raw: toml::Value) -> Result<Config, ConfigError> {
         let field = if path == "." {
             "config".to_string()
         } else {
-            path
+            target::display_path(&path)
         };
         ConfigError::new(field, e.into_inner().message().to_string())
     })
@@ -581,6 +372,38 @@ mod tests {
             Config::parse(&text, &no_env).unwrap_err().field,
             "targets[0].name"
         );
+    }
+
+    #[test]
+    fn kind_keys_are_checked_per_kind_and_named_as_written() {
+        let err =
+            Config::parse(&MINIMAL.replace("mcp_server", "carrier_pigeon"), &no_env).unwrap_err();
+        assert_eq!(err.field, "targets[0].kind", "{err}");
+        assert!(err.problem.contains("carrier_pigeon"), "{err}");
+
+        let err =
+            Config::parse(&MINIMAL.replace("kind = \"mcp_server\"", ""), &no_env).unwrap_err();
+        assert_eq!(err.field, "targets[0].kind", "{err}");
+
+        let text = MINIMAL.replace("\"http://127.0.0.1:9000/mcp\"", "5");
+        let err = Config::parse(&text, &no_env).unwrap_err();
+        assert_eq!(err.field, "targets[0].url", "{err}");
+
+        let text = format!("{MINIMAL}headers = {{ X-Tenant = 7 }}\n");
+        let err = Config::parse(&text, &no_env).unwrap_err();
+        assert_eq!(err.field, "targets[0].headers.X-Tenant", "{err}");
+
+        let c = Config::parse(
+            &format!("{MINIMAL}headers = {{ X-Tenant = \"a\" }}\n"),
+            &no_env,
+        )
+        .unwrap();
+        match &c.targets[0].spec {
+            TargetSpec::McpServer(s) => {
+                assert_eq!(s.url, "http://127.0.0.1:9000/mcp");
+                assert_eq!(s.headers["X-Tenant"].expose(), "a");
+            }
+        }
     }
 
     #[test]

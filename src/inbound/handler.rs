@@ -17,10 +17,10 @@ use super::auth::{AuthError, Caller};
 use super::jsonrpc::{
     self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RESOURCE_NOT_FOUND, Request, RpcError,
 };
-use super::protocol::{self, STATELESS_SINCE};
+use super::version::{self, STATELESS_SINCE};
 use crate::Relay;
 use crate::catalog::{COLLISION_URI_PREFIX, Catalog, Entries, Entry};
-use crate::targets::{Reply, TargetError};
+use crate::targets::{Operation, RelayRequest, Reply, TargetError};
 
 /// Who is asking and which per-tool rules apply (both absent when inbound auth is off).
 #[derive(Clone, Copy)]
@@ -188,8 +188,7 @@ async fn dispatch(
         "resources/read" => params.string("uri")?,
         _ => None,
     };
-    let version =
-        protocol::request_version(headers, method, params.meta.as_ref(), name.as_deref())?;
+    let version = version::request_version(headers, method, params.meta.as_ref(), name.as_deref())?;
     let modern = version.as_str() >= STATELESS_SINCE;
     let result = match method {
         "initialize" => initialize(relay, &params)?,
@@ -219,25 +218,24 @@ async fn dispatch(
                 RpcError::new(INVALID_PARAMS, format!("unknown prompt `{name}`"))
                     .with_data(json!({ "prompt": name }))
             })?;
-            let upstream = upstream_params(params, "name", &entry.original);
-            return forward(
-                relay,
-                id,
-                entry.target,
-                method_name(method),
-                upstream,
-                &name,
-                modern,
-            )
-            .await;
+            let request = RelayRequest {
+                operation: Operation::GetPrompt,
+                params: upstream_params(params, "name", &entry.original),
+                name: Some(entry.original.clone()),
+            };
+            return forward(relay, id, entry.target, request, &name, modern).await;
         }
         "resources/read" => {
             let uri = name.ok_or_else(|| {
                 RpcError::new(INVALID_PARAMS, "resources/read needs `params.uri`")
             })?;
             let (target, original) = route_resource(relay, &relay.store.snapshot(), &uri)?;
-            let upstream = upstream_params(params, "uri", &original);
-            return forward(relay, id, target, "resources/read", upstream, &uri, modern).await;
+            let request = RelayRequest {
+                operation: Operation::ReadResource,
+                params: upstream_params(params, "uri", &original),
+                name: Some(original),
+            };
+            return forward(relay, id, target, request, &uri, modern).await;
         }
         "completion/complete" => return complete(relay, id, params, modern).await,
         "logging/setLevel" => return set_level(relay, id, params, modern).await,
@@ -278,7 +276,7 @@ fn initialize(relay: &Relay, params: &Params) -> Result<String, RpcError> {
     })?;
     let catalog = relay.store.snapshot();
     let mut result = json!({
-        "protocolVersion": protocol::negotiate_initialize(&requested),
+        "protocolVersion": version::negotiate_initialize(&requested),
         "capabilities": capabilities(&catalog),
         "serverInfo": server_info(),
     });
@@ -292,7 +290,7 @@ fn discover(relay: &Relay) -> String {
     let catalog = relay.store.snapshot();
     let mut result = json!({
         "resultType": "complete",
-        "supportedVersions": protocol::SUPPORTED_VERSIONS,
+        "supportedVersions": version::SUPPORTED_VERSIONS,
         "capabilities": capabilities(&catalog),
         "ttlMs": 0,
         "cacheScope": "private",
@@ -473,17 +471,12 @@ async fn complete(
         "ref".into(),
         serde_json::value::to_raw_value(&rewritten).expect("a JSON object serializes"),
     );
-    let upstream = upstream_params(params, "", "");
-    forward(
-        relay,
-        id,
-        target,
-        "completion/complete",
-        upstream,
-        "completion",
-        modern,
-    )
-    .await
+    let request = RelayRequest {
+        operation: Operation::Complete,
+        params: upstream_params(params, "", ""),
+        name: None,
+    };
+    forward(relay, id, target, request, "completion", modern).await
 }
 
 /// `logging/setLevel` goes to every target that offers logging; answered once all did.
@@ -493,7 +486,11 @@ async fn set_level(
     params: Params,
     modern: bool,
 ) -> Result<Answer, Failure> {
-    let upstream = upstream_params(params, "", "");
+    let request = RelayRequest {
+        operation: Operation::SetLogLevel,
+        params: upstream_params(params, "", ""),
+        name: None,
+    };
     let calls = (0..relay.targets.len())
         .filter(|&i| {
             relay
@@ -501,7 +498,7 @@ async fn set_level(
                 .raw_listing(i)
                 .is_some_and(|l| l.capabilities.get("logging").is_some_and(|c| !c.is_null()))
         })
-        .map(|i| relay.targets[i].call("logging/setLevel", upstream.clone(), None));
+        .map(|i| relay.targets[i].relay(request.clone(), None));
     for outcome in futures_util::future::join_all(calls).await {
         if let Err(e) = outcome {
             tracing::warn!("logging/setLevel: {e}");
@@ -518,22 +515,12 @@ async fn forward(
     relay: &Relay,
     id: &RawValue,
     index: usize,
-    method: &'static str,
-    params: String,
+    request: RelayRequest,
     what: &str,
     modern: bool,
 ) -> Result<Answer, Failure> {
-    let outcome = relay.targets[index].call(method, params, None).await;
+    let outcome = relay.targets[index].relay(request, None).await;
     Ok(Answer::Body(render_outcome(id, what, outcome, modern)))
-}
-
-/// The relayed methods, as the static strings targets take.
-fn method_name(method: &str) -> &'static str {
-    match method {
-        "prompts/get" => "prompts/get",
-        "resources/read" => "resources/read",
-        _ => "tools/call",
-    }
 }
 
 async fn call_tool(
@@ -572,10 +559,14 @@ async fn call_tool(
         )
         .into());
     }
-    let upstream_params = upstream_params(params, "name", &original);
+    let request = RelayRequest {
+        operation: Operation::CallTool,
+        params: upstream_params(params, "name", &original),
+        name: Some(original),
+    };
     let target = relay.targets[target_index].clone();
     if !accepts.sse {
-        let outcome = target.call("tools/call", upstream_params, None).await;
+        let outcome = target.relay(request, None).await;
         return Ok(Answer::Body(render_outcome(id, &name, outcome, modern)));
     }
     // The client can take an event stream. Whether it gets one is decided by what the
@@ -583,8 +574,7 @@ async fn call_tool(
     // a notification tied to the call (progress, log messages) switches to an event
     // stream that carries it, the ones after it, and then the result.
     let (tx, mut notifications) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let mut call =
-        Box::pin(async move { target.call("tools/call", upstream_params, Some(tx)).await });
+    let mut call = Box::pin(async move { target.relay(request, Some(tx)).await });
     let first = tokio::select! {
         biased;
         first = notifications.recv() => first,
@@ -647,7 +637,7 @@ fn upstream_params(params: Params, key: &str, original: &str) -> String {
         out.push_str(value.get());
     }
     if let Some(mut meta) = params.meta {
-        meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+        meta.retain(|k, _| !k.starts_with(crate::protocol::META_PROTOCOL_PREFIX));
         if !meta.is_empty() {
             if out.len() > 1 {
                 out.push(',');

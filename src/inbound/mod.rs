@@ -5,7 +5,7 @@ pub mod auth;
 pub mod guard;
 pub mod handler;
 pub mod jsonrpc;
-pub mod protocol;
+pub mod version;
 
 use std::sync::Arc;
 

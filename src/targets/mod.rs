@@ -1,22 +1,32 @@
 //! Upstream targets: one module per kind behind the [`Target`] trait.
 //!
-//! The catalog and the inbound handler only see this trait, so later kinds (stdio, Lambda,
-//! OpenAPI) plug in without `if mcp … else …` branches elsewhere.
+//! The catalog and the inbound handler see only this trait, so a new kind is one module plus
+//! one arm in [`build`] (and one [`TargetSpec`] arm in the config):
+//!
+//! - [`mcp`]: an MCP client (session lifecycle, pagination, change stream) generic over a
+//!   transport; `mcp_server` targets use it over streamable HTTP;
+//! - [`http`]: authorized HTTP sending with throttling retries and credential refresh, for
+//!   every kind that speaks HTTP;
+//! - [`credentials`]: outbound credentials (static headers, API keys, SigV4/SigV4a, OAuth);
+//! - [`bounded`]: the per-target concurrency bound, applied once around any kind here.
 
-pub mod auth;
-pub mod mcp_http;
-pub mod sse;
+pub mod bounded;
+pub mod credentials;
+pub mod error;
+pub mod http;
+pub mod mcp;
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::config::{TargetConfig, TargetKind};
+pub use self::error::{FailureKind, TargetError};
+use crate::config::{TargetConfig, TargetSpec};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -49,17 +59,64 @@ pub enum Reply {
     Error(Box<RawValue>),
 }
 
+/// The requests the sidecar relays to the target that owns them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CallTool,
+    GetPrompt,
+    ReadResource,
+    Complete,
+    SetLogLevel,
+}
+
+impl Operation {
+    /// The MCP method that carries it.
+    pub fn method(self) -> &'static str {
+        match self {
+            Operation::CallTool => "tools/call",
+            Operation::GetPrompt => "prompts/get",
+            Operation::ReadResource => "resources/read",
+            Operation::Complete => "completion/complete",
+            Operation::SetLogLevel => "logging/setLevel",
+        }
+    }
+}
+
+/// One relayed request, already in the upstream's terms.
+#[derive(Debug, Clone)]
+pub struct RelayRequest {
+    pub operation: Operation,
+    /// The upstream's own name of the tool or prompt, or the resource URI (none for
+    /// completions and log levels).
+    pub name: Option<String>,
+    /// The params object to send, with the upstream's own name or URI in it.
+    pub params: String,
+}
+
+/// What `check` and `/readyz` say about a target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Description {
+    pub kind: &'static str,
+    /// Where requests go, printable (no query string, no userinfo, no secrets).
+    pub endpoint: String,
+    /// The credential source, in words (never the secret).
+    pub credentials: String,
+}
+
 pub trait Target: Send + Sync {
     fn name(&self) -> &str;
-    /// Initializes if needed and fetches the whole tool list (all pages).
+    fn describe(&self) -> Description;
+    /// The upstream's identity for persistence: a saved catalog is restored only for the
+    /// same fingerprint (the same server behind the same name).
+    fn fingerprint(&self) -> String;
+    /// Initializes if needed and fetches every listing (all pages).
     fn sync(&self) -> BoxFuture<'_, Result<Listing, TargetError>>;
-    /// Relays one request; `params` is the JSON object to send upstream.
-    fn call<'a>(
-        &'a self,
-        method: &'static str,
-        params: String,
+    /// Relays one request; progress and log notifications go to `notify` while it runs.
+    fn relay(
+        &self,
+        request: RelayRequest,
         notify: Option<NotificationSink>,
-    ) -> BoxFuture<'a, Result<Reply, TargetError>>;
+    ) -> BoxFuture<'_, Result<Reply, TargetError>>;
     /// Releases upstream resources (e.g. ends the MCP session) at shutdown. Best effort.
     fn close(&self) -> BoxFuture<'_, ()>;
     /// Calls `on_change` whenever the upstream announces that its tools, prompts or
@@ -67,84 +124,11 @@ pub trait Target: Send + Sync {
     fn watch_changes(&self, on_change: ChangeCallback) -> BoxFuture<'_, ()>;
 }
 
+/// Builds a target from its config. Nothing is contacted or started here (`check` builds
+/// targets to describe them); that happens on first use.
 pub fn build(config: &TargetConfig) -> anyhow::Result<Arc<dyn Target>> {
-    Ok(match config.kind {
-        TargetKind::McpServer => Arc::new(mcp_http::McpHttpTarget::new(config)?),
-    })
+    let target: Box<dyn Target> = match &config.spec {
+        TargetSpec::McpServer(spec) => Box::new(mcp::streamable_http::target(config, spec)?),
+    };
+    Ok(Arc::new(bounded::Bounded::new(target, config)))
 }
-
-/// Why a request to a target failed. Every message names the target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FailureKind {
-    /// No answer within the deadline.
-    Timeout,
-    /// Connection refused, reset, DNS or TLS failure.
-    Unreachable,
-    /// The target answered with a non-success HTTP status.
-    HttpStatus(u16),
-    /// The answer was not the MCP/JSON-RPC message expected.
-    BadResponse,
-    /// The target's concurrency bound was full for the whole deadline.
-    Overloaded,
-    /// The upstream session is gone (HTTP 404 or a session error); re-initialize and retry.
-    SessionExpired,
-    /// The target answered `initialize` or `tools/list` with a JSON-RPC error.
-    Rejected,
-    /// No outbound credentials could be obtained (AWS credential source, token endpoint).
-    Credentials,
-}
-
-impl FailureKind {
-    /// A short machine-readable label (used in JSON-RPC `error.data.kind` and status).
-    pub fn label(&self) -> &'static str {
-        match self {
-            FailureKind::Timeout => "timeout",
-            FailureKind::Unreachable => "unreachable",
-            FailureKind::HttpStatus(_) => "http_status",
-            FailureKind::BadResponse => "bad_response",
-            FailureKind::Overloaded => "overloaded",
-            FailureKind::SessionExpired => "session_expired",
-            FailureKind::Rejected => "rejected",
-            FailureKind::Credentials => "credentials",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetError {
-    pub target: String,
-    pub kind: FailureKind,
-    pub detail: String,
-}
-
-impl TargetError {
-    pub fn new(target: &str, kind: FailureKind, detail: impl Into<String>) -> Self {
-        Self {
-            target: target.to_string(),
-            kind,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl fmt::Display for TargetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match &self.kind {
-            FailureKind::Timeout => "timed out".to_string(),
-            FailureKind::Unreachable => "is unreachable".to_string(),
-            FailureKind::HttpStatus(code) => format!("answered HTTP {code}"),
-            FailureKind::BadResponse => "sent an invalid response".to_string(),
-            FailureKind::Overloaded => "is at its concurrency limit".to_string(),
-            FailureKind::SessionExpired => "lost its session".to_string(),
-            FailureKind::Rejected => "rejected the request".to_string(),
-            FailureKind::Credentials => "has no usable credentials".to_string(),
-        };
-        write!(
-            f,
-            "upstream target '{}' {what}: {}",
-            self.target, self.detail
-        )
-    }
-}
-
-impl std::error::Error for TargetError {}

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::backoff::{Backoff, Jitter};
 use crate::config::AuthorizerConfig;
 
 /// A verification key and the only algorithms it may be used with.
@@ -161,18 +162,21 @@ impl IssuerKeys {
 
     /// Fetches until the first success (backing off), then refreshes every `every`.
     pub async fn keep_fresh(self: Arc<Self>, every: Duration) {
-        let mut backoff = Duration::from_millis(500);
+        let mut backoff = Backoff::new(
+            Duration::from_millis(500),
+            Duration::from_secs(60).min(every),
+            Jitter::Spread,
+        );
         loop {
             match self.refresh().await {
                 Ok(n) => {
                     tracing::info!(discovery = %self.discovery_url, keys = n, "signing keys loaded");
-                    backoff = Duration::from_millis(500);
+                    backoff.reset();
                     tokio::time::sleep(every).await;
                 }
                 Err(e) => {
                     tracing::warn!("signing keys not refreshed (cached keys stay in use): {e}");
-                    tokio::time::sleep(backoff.min(every)).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! MCP protocol versions and the per-request version rules of 2026-07-28.
+//! Which protocol version an inbound request speaks, and the per-request version rules of
+//! 2026-07-28.
 //!
 //! Before 2026-07-28 the version is agreed in `initialize` and repeated in the
 //! `MCP-Protocol-Version` header; from 2026-07-28 there is no handshake and every request
@@ -9,26 +10,11 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::jsonrpc::{HEADER_MISMATCH, RpcError, UNSUPPORTED_PROTOCOL_VERSION};
+pub use crate::protocol::{LATEST_WITH_INITIALIZE, STATELESS_SINCE, SUPPORTED_VERSIONS};
+use crate::protocol::{META_PROTOCOL_VERSION, METHOD_HEADER, NAME_HEADER, PROTOCOL_HEADER};
 
-/// Every version the sidecar accepts, oldest first.
-pub const SUPPORTED_VERSIONS: &[&str] = &[
-    "2024-11-05",
-    "2025-03-26",
-    "2025-06-18",
-    "2025-11-25",
-    "2026-07-28",
-];
-/// The newest version that still has an `initialize` handshake.
-pub const LATEST_WITH_INITIALIZE: &str = "2025-11-25";
-/// The first stateless version (`server/discover`, per-request `_meta`).
-pub const STATELESS_SINCE: &str = "2026-07-28";
 /// What a request without any version signal is taken to speak (the spec's default).
 const DEFAULT_VERSION: &str = "2025-03-26";
-
-pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-const PROTOCOL_HEADER: &str = "mcp-protocol-version";
-const METHOD_HEADER: &str = "mcp-method";
-const NAME_HEADER: &str = "mcp-name";
 
 pub fn is_supported(version: &str) -> bool {
     SUPPORTED_VERSIONS.contains(&version)

@@ -21,13 +21,12 @@ use url::form_urlencoded;
 use super::{CredentialProvider, Refusal, read_secret_file};
 use crate::config::{ClientAuthMethod, OAuthClientCredentialsConfig, Secret};
 use crate::targets::BoxFuture;
+use crate::targets::error::quote;
 
 /// Longest time before expiry at which the token is replaced.
 const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(60);
 /// Tokens without `expires_in` are reused this long (or until refused).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
-/// How much of a token endpoint's error answer is quoted.
-const QUOTE: usize = 300;
 /// How long a failed token fetch is reported without trying again.
 const FAILURE_HOLD: Duration = Duration::from_secs(1);
 
@@ -347,15 +346,4 @@ impl Inner {
             refresh_at: started + lifetime - ahead,
         })
     }
-}
-
-/// A printable excerpt of an error answer (token endpoints answer `{"error": …}`; no token
-/// is ever in an error answer).
-fn quote(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(QUOTE)]);
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
 }

@@ -23,7 +23,7 @@ use aws_credential_types::Credentials;
 use aws_lc_rs::{digest, hmac, rand, signature};
 use aws_smithy_http::{label, query};
 
-use super::sigv4::{SignOptions, SignedHeader, SigningRegion, sign_request};
+use super::sign::{SignOptions, SignedHeader, SigningRegion, sign_request};
 
 const V4: &str = "AWS4-HMAC-SHA256";
 const V4A: &str = "AWS4-ECDSA-P256-SHA256";
@@ -389,12 +389,13 @@ fn v4a_key_pair(credentials: &Credentials) -> signature::EcdsaKeyPair {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sign::host_header;
     use super::*;
     use aws_lc_rs::signature::KeyPair;
 
     fn template(url: &str, region: SigningRegion<'_>) -> Option<SigningTemplate> {
         let url = reqwest::Url::parse(url).unwrap();
-        let host = super::super::sigv4::host_header(&url);
+        let host = host_header(&url);
         SigningTemplate::new(&url, &host, "bedrock-agentcore", region)
     }
 

@@ -1,4 +1,5 @@
-//! Outbound credentials: how a request to a target is authorized.
+//! Outbound credentials: how a request to a target is authorized. ("Credentials", not
+//! "auth": `inbound::auth` is the other direction, who may call the sidecar.)
 //!
 //! One trait for every provider so SigV4 and OAuth client credentials (which must see the
 //! final request, body included) plug in beside the static ones. The inbound caller's token
@@ -7,20 +8,21 @@
 //! - [`static_headers`]: fixed headers and API keys;
 //! - [`sigv4`]: AWS Signature Version 4 (or SigV4a) over each request, with credentials from
 //!   [`aws_credentials`] (default chain, a profile or an assumed role; cached and refreshed
-//!   ahead of expiry, one refresh at a time), through a per-target [`sigv4_template`];
+//!   ahead of expiry, one refresh at a time), through a per-target signing template;
 //! - [`oauth`]: an access token from the client-credentials grant, cached until shortly
 //!   before it expires and refreshed once when the target answers 401.
 
 pub mod aws_credentials;
 pub mod oauth;
 pub mod sigv4;
-pub mod sigv4_template;
 pub mod static_headers;
+
+use std::collections::BTreeMap;
 
 use http::{HeaderMap, HeaderValue};
 
 use super::BoxFuture;
-use crate::config::{CredentialProviderConfig, TargetConfig};
+use crate::config::{CredentialProviderConfig, Secret, TargetConfig};
 
 pub use static_headers::StaticHeaders;
 
@@ -96,11 +98,16 @@ impl CredentialProvider for Layered {
     }
 }
 
-/// Builds the provider for a target: its static `headers` plus its `credential_provider`.
-pub fn provider_for(config: &TargetConfig) -> anyhow::Result<Box<dyn CredentialProvider>> {
+/// Builds the provider for a target that sends HTTP requests to `endpoint`: its static
+/// `headers` (a kind's own, e.g. `mcp_server.headers`), then its `credential_provider`.
+pub fn provider_for(
+    config: &TargetConfig,
+    endpoint: &url::Url,
+    headers: &BTreeMap<String, Secret>,
+) -> anyhow::Result<Box<dyn CredentialProvider>> {
     let mut layers: Vec<Box<dyn CredentialProvider>> = Vec::new();
-    if !config.headers.is_empty() {
-        layers.push(Box::new(StaticHeaders::from_headers(&config.headers)?));
+    if !headers.is_empty() {
+        layers.push(Box::new(StaticHeaders::from_headers(headers)?));
     }
     match &config.credential_provider {
         CredentialProviderConfig::None => {}
@@ -116,12 +123,7 @@ pub fn provider_for(config: &TargetConfig) -> anyhow::Result<Box<dyn CredentialP
             value_file.as_deref(),
         )?)),
         CredentialProviderConfig::Sigv4(c) => {
-            let url = url::Url::parse(&config.url)?;
-            layers.push(Box::new(sigv4::SigV4Provider::new(
-                c,
-                &url,
-                config.connect_timeout(),
-            )?));
+            layers.push(Box::new(sigv4::SigV4Provider::new(c, endpoint)?));
         }
         CredentialProviderConfig::OauthClientCredentials(c) => {
             layers.push(Box::new(oauth::ClientCredentials::new(

@@ -1,0 +1,299 @@
+//! Authorized HTTP sending, shared by every kind of target that speaks HTTP.
+//!
+//! [`HttpSender::send`] handles what HTTP alone can fix, in one place: a throttled answer
+//! (429, 503 with `Retry-After`, AWS `ThrottlingException`) is retried with jittered backoff
+//! that honours `Retry-After`, within the request's deadline; a 401/403 that the credential
+//! provider can fix (a refused OAuth token, AWS credentials expired early) is retried once
+//! with fresh credentials. A final refusal names the credential source and what the target
+//! (e.g. AWS) answered. Every other answer is returned as it is, for the kind to read.
+//!
+//! Each request is authorized just before it is sent, so a signer (SigV4) sees the final
+//! request, body included; the caller's own token is never an input here.
+
+pub mod retry;
+
+use std::time::Duration;
+
+use http::HeaderValue;
+use http::header::AUTHORIZATION;
+use tokio::time::Instant;
+
+use super::credentials::{CredentialProvider, Refusal};
+use super::error::{ERROR_BODY_QUOTE, quote};
+use super::{FailureKind, TargetError};
+use crate::config::TargetConfig;
+
+/// How much of a 401/403 answer is read to learn why (AWS error documents are small).
+const REFUSAL_BODY_LIMIT: usize = 4096;
+
+pub struct HttpSender {
+    target: std::sync::Arc<str>,
+    client: reqwest::Client,
+    credentials: Box<dyn CredentialProvider>,
+    max_retries: u32,
+}
+
+impl HttpSender {
+    pub fn new(
+        config: &TargetConfig,
+        credentials: Box<dyn CredentialProvider>,
+    ) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout())
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            target: config.name.as_str().into(),
+            client,
+            credentials,
+            max_retries: config.max_retries,
+        })
+    }
+
+    /// The target's name, for errors raised where the sender is out of reach.
+    pub fn target(&self) -> std::sync::Arc<str> {
+        self.target.clone()
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The credential source, in words (never the secret).
+    pub fn credentials(&self) -> String {
+        self.credentials.describe()
+    }
+
+    pub fn error(&self, kind: FailureKind, detail: impl Into<String>) -> TargetError {
+        TargetError::new(&self.target, kind, detail)
+    }
+
+    /// Sends `request`, retrying what HTTP alone can fix (see the module docs). `what`
+    /// names the request in messages (e.g. the MCP method).
+    pub async fn send(
+        &self,
+        request: reqwest::Request,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<reqwest::Response, TargetError> {
+        let mut throttled = 0u32;
+        let mut refreshed = false;
+        loop {
+            let attempt = request.try_clone().ok_or_else(|| {
+                self.error(
+                    FailureKind::BadResponse,
+                    format!("{what}: a streaming body cannot be retried"),
+                )
+            })?;
+            let (response, sent_authorization) = self.send_once(attempt).await?;
+            let status = response.status().as_u16();
+            if retry::is_throttled(status, response.headers()) {
+                let delay = retry::retry_delay(response.headers(), throttled);
+                let note = if throttled >= self.max_retries {
+                    Some(format!("gave up after {throttled} retries"))
+                } else if Instant::now() + delay >= deadline {
+                    Some(format!(
+                        "{} retries; the next ({} ms later) would pass the deadline",
+                        throttled,
+                        delay.as_millis()
+                    ))
+                } else {
+                    None
+                };
+                if let Some(note) = note {
+                    return Err(self.status_error(response, what, &note).await);
+                }
+                throttled += 1;
+                tracing::info!(target_name = %self.target, status, delay_ms = delay.as_millis() as u64,
+                    "{what} throttled; retry {throttled} of {}", self.max_retries);
+                drop(response);
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            if status == 401 || status == 403 {
+                let headers = response.headers().clone();
+                let answer = read_prefix(response, REFUSAL_BODY_LIMIT).await;
+                let refusal = Refusal {
+                    status,
+                    headers: &headers,
+                    body: &answer,
+                    sent_authorization: sent_authorization.as_ref(),
+                };
+                if !refreshed && self.credentials.refused(&refusal).await {
+                    refreshed = true;
+                    continue;
+                }
+                return Err(self.refusal_error(&refusal, what, refreshed));
+            }
+            return Ok(response);
+        }
+    }
+
+    /// One authorized attempt, no retries (event streams, closing a session). Also returns
+    /// the `Authorization` header the request carried.
+    pub async fn send_once(
+        &self,
+        mut request: reqwest::Request,
+    ) -> Result<(reqwest::Response, Option<HeaderValue>), TargetError> {
+        self.credentials
+            .authorize(&mut request)
+            .await
+            .map_err(|e| {
+                self.error(
+                    FailureKind::Credentials,
+                    format!(
+                        "cannot authorize with {}: {e:#}",
+                        self.credentials.describe()
+                    ),
+                )
+            })?;
+        let sent_authorization = request.headers().get(AUTHORIZATION).cloned();
+        let endpoint = printable_url(request.url());
+        let response = self.client.execute(request).await.map_err(|e| {
+            let kind = if e.is_timeout() {
+                FailureKind::Timeout
+            } else {
+                FailureKind::Unreachable
+            };
+            let cause = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            self.error(kind, format!("{endpoint} {}{cause}", e.without_url()))
+        })?;
+        Ok((response, sent_authorization))
+    }
+
+    /// A final 401/403: names the credential source and what the target said.
+    fn refusal_error(&self, refusal: &Refusal<'_>, what: &str, refreshed: bool) -> TargetError {
+        let status = http::StatusCode::from_u16(refusal.status)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|_| refusal.status.to_string());
+        let why = match self.credentials.explain(refusal) {
+            Some(why) => why,
+            None => format!("credentials rejected: {}", quote(refusal.body)),
+        };
+        self.error(
+            FailureKind::HttpStatus(refusal.status),
+            format!(
+                "{what} → {status}; credentials: {}; {why}{}",
+                self.credentials.describe(),
+                if refreshed {
+                    " (also after fetching fresh credentials)"
+                } else {
+                    ""
+                }
+            ),
+        )
+    }
+
+    /// A non-success answer as an error that quotes the start of its body.
+    pub async fn status_error(
+        &self,
+        mut response: reqwest::Response,
+        what: &str,
+        note: &str,
+    ) -> TargetError {
+        let status = response.status();
+        let body = read_quote(&mut response).await;
+        let hint = match status.as_u16() {
+            401 | 403 => " (credentials rejected)".to_string(),
+            404 => " (check the target url)".to_string(),
+            _ if !note.is_empty() => format!(" (throttled; {note})"),
+            429 => " (throttled)".to_string(),
+            _ => String::new(),
+        };
+        self.error(
+            FailureKind::HttpStatus(status.as_u16()),
+            format!("{what} → {status}{hint}: {body}"),
+        )
+    }
+
+    /// A failure while reading an answer's body.
+    pub fn read_error(&self, e: reqwest::Error) -> TargetError {
+        read_failure(&self.target, e)
+    }
+
+    /// Reads a whole body of at most `limit` bytes.
+    pub async fn read_body(
+        &self,
+        response: &mut reqwest::Response,
+        limit: usize,
+        what: &str,
+    ) -> Result<Vec<u8>, TargetError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.read_error(e))? {
+            if body.len() + chunk.len() > limit {
+                return Err(self.error(
+                    FailureKind::BadResponse,
+                    format!("{what}: response exceeds max_message_bytes ({limit})"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// A failure while reading target `target`'s answer (for readers that outlive the sender's
+/// borrow, such as a streamed answer).
+pub fn read_failure(target: &str, e: reqwest::Error) -> TargetError {
+    let kind = if e.is_timeout() {
+        FailureKind::Timeout
+    } else {
+        FailureKind::Unreachable
+    };
+    TargetError::new(
+        target,
+        kind,
+        format!("reading the response failed: {}", e.without_url()),
+    )
+}
+
+/// A URL fit for messages: no query (it may carry keys), no userinfo.
+pub fn printable_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
+/// Reads at most about `limit` bytes of a body (errors just end it).
+async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    body
+}
+
+/// Reads (a bounded start of) an error body as printable text.
+pub async fn read_quote(response: &mut reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > ERROR_BODY_QUOTE {
+            break;
+        }
+    }
+    quote(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_are_short_and_printable() {
+        assert_eq!(quote(b" a\nb\t"), "a b");
+        let long = vec![b'x'; ERROR_BODY_QUOTE + 5];
+        assert!(quote(&long).ends_with('…'));
+        let url = reqwest::Url::parse("https://u:p@h.example/mcp?key=secret").unwrap();
+        assert_eq!(printable_url(&url), "https://h.example/mcp");
+    }
+}
