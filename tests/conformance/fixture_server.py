@@ -260,6 +260,21 @@ async def ask(
     return answers
 
 
+async def ask_then(
+    ctx: Context, questions: dict[str, dict[str, Any]], reply: Any, state: str | None = None
+) -> ToolAnswer:
+    """`ask`, then the text result `reply(answers)` once every answer is in."""
+    answers = await ask(ctx, questions, state)
+    if isinstance(answers, types.InputRequiredResult):
+        return answers
+    return _result(reply(answers))
+
+
+def _content(answer: dict[str, Any], field: str) -> Any:
+    """One field of an accepted elicitation's content ("" when absent)."""
+    return (answer.get("content") or {}).get(field, "")
+
+
 def lacks(ctx: Context, *capabilities: str) -> types.CallToolResult | None:
     """A tool error when the client did not declare one of `capabilities` (as the scenarios ask)."""
     missing = [c for c in capabilities if c not in declared(ctx)]
@@ -417,10 +432,9 @@ def build() -> MCPServer:
     async def test_sampling(prompt: str, ctx: Context) -> ToolAnswer:
         if refused := lacks(ctx, "sampling"):
             return refused
-        answers = await ask(ctx, {"llm": sample(prompt, 100)})
-        if isinstance(answers, types.InputRequiredResult):
-            return answers
-        return _result(f"LLM response: {_sampled(answers['llm'])}")
+        return await ask_then(
+            ctx, {"llm": sample(prompt, 100)}, lambda answers: f"LLM response: {_sampled(answers['llm'])}"
+        )
 
     @mcp.tool(description="Asks the user for a username and email (elicitation/create).")
     async def test_elicitation(message: str, ctx: Context) -> ToolAnswer:
@@ -434,10 +448,7 @@ def build() -> MCPServer:
             },
             ["username", "email"],
         )
-        answers = await ask(ctx, {"user": question})
-        if isinstance(answers, types.InputRequiredResult):
-            return answers
-        return _result(f"User response: {_elicited(answers['user'])}")
+        return await ask_then(ctx, {"user": question}, lambda answers: f"User response: {_elicited(answers['user'])}")
 
     @mcp.tool(description="Elicitation whose schema has a default for every primitive type (SEP-1034).")
     async def test_elicitation_sep1034_defaults(ctx: Context) -> ToolAnswer:
@@ -459,10 +470,9 @@ def build() -> MCPServer:
             },
             [],
         )
-        answers = await ask(ctx, {"form": question})
-        if isinstance(answers, types.InputRequiredResult):
-            return answers
-        return _result(f"Elicitation completed: {_elicited(answers['form'])}")
+        return await ask_then(
+            ctx, {"form": question}, lambda answers: f"Elicitation completed: {_elicited(answers['form'])}"
+        )
 
     @mcp.tool(description="Elicitation with all five enum schema variants (SEP-1330).")
     async def test_elicitation_sep1330_enums(ctx: Context) -> ToolAnswer:
@@ -504,10 +514,9 @@ def build() -> MCPServer:
             },
             [],
         )
-        answers = await ask(ctx, {"form": question})
-        if isinstance(answers, types.InputRequiredResult):
-            return answers
-        return _result(f"Elicitation completed: {_elicited(answers['form'])}")
+        return await ask_then(
+            ctx, {"form": question}, lambda answers: f"Elicitation completed: {_elicited(answers['form'])}"
+        )
 
     # The input-required-result-* scenarios (SEP-2322) name the keys they expect.
 
@@ -515,26 +524,25 @@ def build() -> MCPServer:
 
     @mcp.tool(description="Asks the user's name (key user_name), then greets them.")
     async def test_input_required_result_elicitation(ctx: Context) -> ToolAnswer:
-        answers = await ask(ctx, {"user_name": name_question})
-        if isinstance(answers, types.InputRequiredResult):
-            return answers
-        name = (answers["user_name"].get("content") or {}).get("name", "")
-        return _result(f"Hello, {name}!")
+        return await ask_then(
+            ctx, {"user_name": name_question}, lambda answers: f"Hello, {_content(answers['user_name'], 'name')}!"
+        )
 
     @mcp.tool(description="Asks the client's LLM for the capital of France (key capital_question).")
     async def test_input_required_result_sampling(ctx: Context) -> ToolAnswer:
-        answers = await ask(ctx, {"capital_question": sample("What is the capital of France?", 100)})
-        if isinstance(answers, types.InputRequiredResult):
-            return answers
-        return _result(f"The model said: {_sampled(answers['capital_question'])}")
+        return await ask_then(
+            ctx,
+            {"capital_question": sample("What is the capital of France?", 100)},
+            lambda answers: f"The model said: {_sampled(answers['capital_question'])}",
+        )
 
     @mcp.tool(description="Asks the client for its roots (key client_roots) and lists them.")
     async def test_input_required_result_list_roots(ctx: Context) -> ToolAnswer:
-        answers = await ask(ctx, {"client_roots": LIST_ROOTS})
-        if isinstance(answers, types.InputRequiredResult):
-            return answers
-        roots = [root.get("uri", "") for root in answers["client_roots"].get("roots", [])]
-        return _result(f"Client roots: {', '.join(roots) or '(none)'}")
+        def listed(answers: dict[str, Any]) -> str:
+            roots = [root.get("uri", "") for root in answers["client_roots"].get("roots", [])]
+            return f"Client roots: {', '.join(roots) or '(none)'}"
+
+        return await ask_then(ctx, {"client_roots": LIST_ROOTS}, listed)
 
     confirm_question = elicit("Please confirm", {"ok": {"type": "boolean"}}, ["ok"])
 
@@ -542,11 +550,12 @@ def build() -> MCPServer:
         """One confirmation, carried across the retry by `state` (which must come back intact)."""
         if speaks_mrtr(ctx) and ctx.input_responses and ctx.request_state != state:
             raise MCPError(code=types.INVALID_PARAMS, message="requestState does not match this request")
-        answers = await ask(ctx, {"confirm": confirm_question}, state)
-        if isinstance(answers, types.InputRequiredResult):
-            return answers
-        confirmed = (answers["confirm"].get("content") or {}).get("ok")
-        return _result(f"state-ok: confirmed={confirmed}")
+        return await ask_then(
+            ctx,
+            {"confirm": confirm_question},
+            lambda answers: f"state-ok: confirmed={_content(answers['confirm'], 'ok')}",
+            state,
+        )
 
     @mcp.tool(description="Asks for a confirmation with requestState; the answer says state-ok.")
     async def test_input_required_result_request_state(ctx: Context) -> ToolAnswer:
@@ -567,12 +576,11 @@ def build() -> MCPServer:
             "greeting": sample("Generate a greeting", 50),
             "client_roots": LIST_ROOTS,
         }
-        answers = await ask(ctx, questions, "awaiting-three-answers")
-        if isinstance(answers, types.InputRequiredResult):
-            return answers
-        name = (answers["user_name"].get("content") or {}).get("name", "")
-        roots = len(answers["client_roots"].get("roots", []))
-        return _result(f"{_sampled(answers['greeting'])} {name} ({roots} root(s))")
+        def greeted(answers: dict[str, Any]) -> str:
+            roots = len(answers["client_roots"].get("roots", []))
+            return f"{_sampled(answers['greeting'])} {_content(answers['user_name'], 'name')} ({roots} root(s))"
+
+        return await ask_then(ctx, questions, greeted, "awaiting-three-answers")
 
     @mcp.tool(description="Asks a name, then (a second round, new requestState) a colour, then answers.")
     async def test_input_required_result_multi_round(ctx: Context) -> ToolAnswer:
@@ -585,11 +593,11 @@ def build() -> MCPServer:
             first = await ask(ctx, step1, "round-1")
             if isinstance(first, types.InputRequiredResult):
                 return first
-            name = (first["step1"].get("content") or {}).get("name", "")
+            name = _content(first["step1"], "name")
         second = await ask(ctx, step2, f"round-2:{name}")
         if isinstance(second, types.InputRequiredResult):
             return second
-        color = (second["step2"].get("content") or {}).get("color", "")
+        color = _content(second["step2"], "color")
         return _result(f"{name} likes {color}")
 
     @mcp.tool(description="Asks only what the client declared it can answer (sampling, elicitation, roots).")
@@ -604,28 +612,23 @@ def build() -> MCPServer:
         questions = {key: q for capability, (key, q) in offered.items() if capability in declared(ctx)}
         if not questions:
             return _result("the client declared nothing to ask")
-        answers = await ask(ctx, questions)
-        if isinstance(answers, types.InputRequiredResult):
-            return answers
-        return _result(f"answered: {', '.join(sorted(answers))}")
+        return await ask_then(ctx, questions, lambda answers: f"answered: {', '.join(sorted(answers))}")
 
     # ---- tools: 2026-07-28 diagnostics of the server-stateless scenario (SEP-2575) ---------
 
     @mcp.tool(description="Needs the client's sampling capability; without it the call fails with -32021.")
     async def test_missing_capability(ctx: Context) -> ToolAnswer:
-        answers = await ask(ctx, {"llm": sample("Say hello", 20)})
-        if isinstance(answers, types.InputRequiredResult):
-            return answers
-        return _result(f"LLM response: {_sampled(answers['llm'])}")
+        return await ask_then(
+            ctx, {"llm": sample("Say hello", 20)}, lambda answers: f"LLM response: {_sampled(answers['llm'])}"
+        )
 
     @mcp.tool(description="Elicits during the call; at 2026-07-28 the stream carries only its result.")
     async def test_streaming_elicitation(ctx: Context) -> ToolAnswer:
         if refused := lacks(ctx, "elicitation"):
             return refused
-        answers = await ask(ctx, {"user_name": name_question})
-        if isinstance(answers, types.InputRequiredResult):
-            return answers
-        return _result(f"User response: {_elicited(answers['user_name'])}")
+        return await ask_then(
+            ctx, {"user_name": name_question}, lambda answers: f"User response: {_elicited(answers['user_name'])}"
+        )
 
     # ---- prompts -----------------------------------------------------------------------------
 
@@ -665,7 +668,7 @@ def build() -> MCPServer:
         answers = await ask(ctx, {"user_context": question})
         if isinstance(answers, types.InputRequiredResult):
             return answers
-        context = (answers["user_context"].get("content") or {}).get("context", "")
+        context = _content(answers["user_context"], "context")
         return [{"role": "user", "content": _text(f"Answer using this context: {context}")}]
 
     # ---- resources ---------------------------------------------------------------------------
