@@ -15,7 +15,7 @@ use tokio::time::timeout;
 
 use super::CatalogStore;
 use crate::backoff::{Backoff, Jitter, jitter};
-use crate::targets::{FailureKind, Target, TargetError};
+use crate::targets::{Change, FailureKind, Target, TargetError};
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 
@@ -65,7 +65,7 @@ impl Syncer {
             let target = self.targets[index].plan.target.clone();
             tokio::spawn(async move {
                 target
-                    .watch_changes(Box::new(move || this.wake(index)))
+                    .watch_changes(Box::new(move |change| this.changed(index, change)))
                     .await;
             });
         }
@@ -84,6 +84,14 @@ impl Syncer {
         *t.last_outcome.lock().unwrap() = outcome.clone();
         t.completed.fetch_add(1, Ordering::SeqCst);
         outcome
+    }
+
+    /// What target `index` announced: a list change means "sync soon".
+    fn changed(&self, index: usize, change: Change) {
+        match change {
+            Change::Tools | Change::Prompts | Change::Resources => self.wake(index),
+            Change::ResourceUpdated(_) => {}
+        }
     }
 
     /// Asks target `index`'s loop to sync soon (e.g. the upstream said its list changed).
