@@ -35,6 +35,8 @@ pub struct Relay {
     pub sealer: Arc<inbound::sealed::Sealer>,
     /// How long a sealed `requestState` stays valid.
     pub request_state_ttl: Duration,
+    /// The upstream resources some client wants updates of.
+    pub resources: Arc<inbound::subscriptions::ResourceWatch>,
 }
 
 /// A running sidecar: its address and the server task.
@@ -92,6 +94,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
             config.inbound.state_key.as_ref(),
         )),
         request_state_ttl: Duration::from_secs(config.inbound.request_state_ttl_secs),
+        resources: Default::default(),
     });
     let auth = inbound::auth::Authenticator::new(&config.inbound)?;
     if let Some(auth) = &auth {

@@ -6,6 +6,7 @@
 //! sync that fails leaves the target's previous definitions in place (see [`store`]).
 
 pub mod curation;
+pub mod events;
 pub mod naming;
 pub mod persist;
 pub mod schema;
@@ -20,6 +21,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub use self::curation::Curation;
+pub use self::events::{CatalogEvent, Events};
 pub use self::store::{CatalogStore, SyncState, TargetStatus};
 use crate::protocol::param_headers::{self, ParamHeader};
 
@@ -130,6 +132,8 @@ fn decode_cursor(cursor: &str) -> Option<String> {
 pub struct Offers {
     pub prompts: bool,
     pub resources: bool,
+    /// Some target sends resource updates (`resources.subscribe`).
+    pub subscribe: bool,
     pub completions: bool,
     pub logging: bool,
 }
@@ -426,6 +430,9 @@ fn offers(contributions: &[Contribution<'_>]) -> Offers {
     Offers {
         prompts: has("prompts"),
         resources: has("resources"),
+        subscribe: contributions
+            .iter()
+            .any(|c| c.listing.capabilities["resources"]["subscribe"].as_bool() == Some(true)),
         completions: has("completions"),
         logging: has("logging"),
     }

@@ -12,7 +12,7 @@ use super::framing::{Accepts, respond};
 use super::jsonrpc::{METHOD_NOT_FOUND, Request, RpcError};
 use super::params::Params;
 use super::version::{self, Version};
-use super::{lifecycle, listing, relay};
+use super::{lifecycle, listing, relay, subscriptions};
 use crate::Relay;
 use crate::targets::ClientContext;
 
@@ -151,6 +151,7 @@ async fn dispatch(call: Call<'_>) -> Result<Answer, Failure> {
         "resources/read" => relay::read_resource(call).await,
         "completion/complete" => relay::complete(call).await,
         "logging/setLevel" => relay::set_level(call).await,
+        "subscriptions/listen" => subscriptions::listen(call).await,
         other => Err(RpcError::new(
             METHOD_NOT_FOUND,
             format!("method `{other}` is not supported by mcp-sidecar"),

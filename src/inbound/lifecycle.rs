@@ -19,7 +19,10 @@ pub fn capabilities(catalog: &Catalog, modern: bool) -> Value {
         caps["prompts"] = json!({ "listChanged": modern });
     }
     if offers.resources {
-        caps["resources"] = json!({ "listChanged": modern, "subscribe": false });
+        caps["resources"] = json!({
+            "listChanged": modern,
+            "subscribe": modern && offers.subscribe,
+        });
     }
     if offers.completions {
         caps["completions"] = json!({});

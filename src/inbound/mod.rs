@@ -12,6 +12,7 @@ pub mod mrtr;
 pub mod params;
 pub mod relay;
 pub mod sealed;
+pub mod subscriptions;
 pub mod version;
 
 use std::sync::Arc;

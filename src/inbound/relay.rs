@@ -196,6 +196,11 @@ pub async fn read_resource(call: Call<'_>) -> Result<Answer, Failure> {
     forward(relay, target, request, render).await
 }
 
+/// The target serving `uri` and its URI there, if any does.
+pub fn route(relay: &Relay, catalog: &Catalog, uri: &str) -> Option<(usize, String)> {
+    route_resource(relay, catalog, uri, true).ok()
+}
+
 /// Which target serves `uri`, and under which URI: a listed resource; a collision URI
 /// (`mcp-sidecar://{target}/{encoded}`); the first target whose template matches; or the
 /// only target there is.

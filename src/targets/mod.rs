@@ -153,6 +153,12 @@ pub trait Target: Send + Sync {
     /// Calls `on_change` whenever the upstream announces that its tools, prompts or
     /// resources changed; runs until the upstream cannot announce anything (then returns).
     fn watch_changes(&self, on_change: ChangeCallback) -> BoxFuture<'_, ()>;
+    /// The upstream resource URIs some client wants updates of (the whole set, replacing
+    /// the last): the target subscribes upstream as its protocol allows, and updates come
+    /// back through `watch_changes`. Kinds without resource updates ignore it.
+    fn watch_resources(&self, _uris: Vec<String>) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Builds a target from its config. Nothing is contacted or started here (`check` builds

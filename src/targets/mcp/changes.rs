@@ -6,21 +6,34 @@
 //! the client keeps open and reopens when it ends. Both may also arrive inside any answer,
 //! where [`announced`] picks them out.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::McpClient;
+use super::session::Session;
 use super::transport::{Outgoing, Replies, StreamEnd, Transport};
+use super::{Ask, McpClient};
 use crate::backoff::{Backoff, Jitter};
 use crate::protocol::METHOD_NOT_FOUND;
-use crate::targets::{Change, ChangeCallback, FailureKind, TargetError};
+use crate::targets::{Change, ChangeCallback, FailureKind, Reply, TargetError};
 
 /// How long one listen request may stay open before it is renewed (a stream that quietly
 /// died behind a proxy is noticed at the latest then).
 const LISTEN_RENEWAL: Duration = Duration::from_secs(3600);
+
+/// The upstream resources clients want updates of, and what the current legacy session is
+/// subscribed to (a new session starts with nothing, so the set is sent again).
+#[derive(Default)]
+pub(super) struct ResourceInterest {
+    wanted: std::sync::Mutex<BTreeSet<String>>,
+    /// Wakes the `subscriptions/listen` loop to reopen with the new set.
+    changed: Notify,
+    subscribed: tokio::sync::Mutex<BTreeSet<String>>,
+}
 
 /// The change a server message announces, if it announces one.
 pub(super) fn announced(method: &str, bytes: &[u8]) -> Option<Change> {
@@ -66,12 +79,68 @@ impl<T: Transport> McpClient<T> {
         }
     }
 
+    /// Replaces the set of upstream resources clients want updates of.
+    pub(super) async fn set_resource_interest(&self, uris: Vec<String>) {
+        *self.resources.wanted.lock().unwrap() = uris.into_iter().collect();
+        self.resources.changed.notify_waiters();
+        if let Some(session) = self.current.load_full()
+            && !session.wire.is_modern()
+        {
+            self.sync_legacy_subscriptions(&session).await;
+        }
+    }
+
+    /// Brings a legacy session's `resources/subscribe` state to the wanted set.
+    async fn sync_legacy_subscriptions(&self, session: &Session<T::Link>) {
+        if session.capabilities["resources"]["subscribe"].as_bool() != Some(true) {
+            return;
+        }
+        let wanted = self.resources.wanted.lock().unwrap().clone();
+        let mut subscribed = self.resources.subscribed.lock().await;
+        let (add, remove): (Vec<String>, Vec<String>) = (
+            wanted.difference(&subscribed).cloned().collect(),
+            subscribed.difference(&wanted).cloned().collect(),
+        );
+        for (method, uris) in [
+            ("resources/subscribe", add),
+            ("resources/unsubscribe", remove),
+        ] {
+            for uri in uris {
+                let params = json!({ "uri": uri }).to_string();
+                let ask = Ask {
+                    method,
+                    name: None,
+                    params: &params,
+                    meta: &Default::default(),
+                    client: None,
+                    notify: None,
+                    headers: &[],
+                };
+                let deadline = Instant::now() + self.request_timeout;
+                match self.request(ask, deadline).await {
+                    Ok(Reply::Result(_)) if method == "resources/subscribe" => {
+                        subscribed.insert(uri);
+                    }
+                    Ok(Reply::Result(_)) => {
+                        subscribed.remove(&uri);
+                    }
+                    outcome => {
+                        tracing::debug!(target_name = %self.name, %uri, "{method}: {outcome:?}")
+                    }
+                }
+            }
+        }
+    }
+
     /// One stream of announcements, on the current session's terms.
     async fn follow_changes(&self) -> Result<StreamEnd, TargetError> {
         let session = self.session().await?;
         let end = if session.wire.is_modern() {
             self.listen_modern(&session).await?
         } else {
+            // A (new) session knows no subscriptions yet.
+            self.resources.subscribed.lock().await.clear();
+            self.sync_legacy_subscriptions(&session).await;
             let on_message = |bytes: &[u8]| self.take_announcement(bytes);
             self.transport.listen(&session.wire, &on_message).await?
         };
@@ -95,16 +164,30 @@ impl<T: Transport> McpClient<T> {
         }
     }
 
-    /// `subscriptions/listen` for every list the upstream can announce changes of.
-    async fn listen_modern(
-        &self,
-        session: &super::session::Session<T::Link>,
-    ) -> Result<StreamEnd, TargetError> {
-        let filter = json!({
+    /// `subscriptions/listen` for every list the upstream can announce changes of, and the
+    /// resources clients want updates of; reopened whenever that set changes.
+    async fn listen_modern(&self, session: &Session<T::Link>) -> Result<StreamEnd, TargetError> {
+        loop {
+            let changed = self.resources.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            tokio::select! {
+                end = self.listen_once(session) => return end,
+                _ = changed => {}
+            }
+        }
+    }
+
+    async fn listen_once(&self, session: &Session<T::Link>) -> Result<StreamEnd, TargetError> {
+        let mut filter = json!({
             "toolsListChanged": true,
             "promptsListChanged": session.offers("prompts"),
             "resourcesListChanged": session.offers("resources"),
         });
+        let wanted = self.resources.wanted.lock().unwrap().clone();
+        if !wanted.is_empty() {
+            filter["resourceSubscriptions"] = json!(wanted);
+        }
         let params = json!({ "notifications": filter }).to_string();
         let params = self.compose_params(&params, &session.wire, None, &Default::default());
         let id = self

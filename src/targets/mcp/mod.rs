@@ -63,6 +63,8 @@ pub struct McpClient<T: Transport> {
     next_id: AtomicU64,
     /// Merged into `params._meta` of `tools/call` (empty when the target configures none).
     meta: Map<String, Value>,
+    /// Upstream resources some client wants updates of (see `changes.rs`).
+    resources: changes::ResourceInterest,
 }
 
 /// The fields of an upstream JSON-RPC message the client looks at; the rest stays raw.
@@ -90,6 +92,7 @@ impl<T: Transport> McpClient<T> {
             on_change: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
             meta: config.meta.clone(),
+            resources: Default::default(),
         }
     }
 
@@ -429,6 +432,10 @@ impl<T: Transport> Target for McpClient<T> {
 
     fn watch_changes(&self, on_change: ChangeCallback) -> BoxFuture<'_, ()> {
         Box::pin(self.watch(on_change))
+    }
+
+    fn watch_resources(&self, uris: Vec<String>) -> BoxFuture<'_, ()> {
+        Box::pin(self.set_resource_interest(uris))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
