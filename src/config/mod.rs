@@ -91,6 +91,9 @@ pub struct InboundConfig {
     pub state_key: Option<Secret>,
     /// How long a sealed `requestState` stays valid (the time a user has to answer).
     pub request_state_ttl_secs: u64,
+    /// Calls held in memory while a 2026-07-28 caller answers what a legacy upstream asked
+    /// mid-call; beyond it such questions are refused.
+    pub max_waiting_calls: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -122,6 +125,7 @@ impl Default for InboundConfig {
             resource: None,
             state_key: None,
             request_state_ttl_secs: 600,
+            max_waiting_calls: 256,
         }
     }
 }

@@ -11,6 +11,7 @@ use super::auth::{AuthError, Caller};
 use super::framing::{Accepts, respond};
 use super::jsonrpc::{METHOD_NOT_FOUND, Request, RpcError};
 use super::params::Params;
+use super::session::ClientSession;
 use super::version::{self, Version};
 use super::{lifecycle, listing, relay, subscriptions};
 use crate::Relay;
@@ -82,6 +83,8 @@ pub struct Call<'a> {
     pub version: Version,
     /// What the caller told about itself, for upstreams that need to know.
     pub client: ClientContext,
+    /// A legacy caller's session (its id, and what it declared), when it has one of ours.
+    pub session: Option<(String, ClientSession)>,
 }
 
 /// Answers one request. `Err` is a scope failure the caller turns into a 403 challenge.
@@ -122,7 +125,13 @@ fn check<'a>(
         _ => None,
     };
     let version = version::check_request(headers, method, params.meta.as_ref(), name.as_deref())?;
-    let client = params.client_context(version.modern);
+    let mut client = params.client_context(version.modern);
+    let session = (!version.modern)
+        .then(|| ClientSession::of_request(&relay.sealer, headers))
+        .flatten();
+    if let Some((_, session)) = &session {
+        client.capabilities = Some(session.capabilities.clone());
+    }
     Ok(Call {
         relay,
         headers,
@@ -134,6 +143,7 @@ fn check<'a>(
         gate,
         version,
         client,
+        session,
     })
 }
 
@@ -152,6 +162,9 @@ async fn dispatch(call: Call<'_>) -> Result<Answer, Failure> {
         "completion/complete" => relay::complete(call).await,
         "logging/setLevel" => relay::set_level(call).await,
         "subscriptions/listen" => subscriptions::listen(call).await,
+        "resources/subscribe" | "resources/unsubscribe" => {
+            subscriptions::legacy_subscribe(call).await
+        }
         other => Err(RpcError::new(
             METHOD_NOT_FOUND,
             format!("method `{other}` is not supported by mcp-sidecar"),

@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bridge;
+pub mod carry;
 pub mod framing;
 pub mod guard;
 pub mod handler;
@@ -12,6 +14,7 @@ pub mod mrtr;
 pub mod params;
 pub mod relay;
 pub mod sealed;
+pub mod session;
 pub mod subscriptions;
 pub mod version;
 
@@ -70,9 +73,7 @@ pub fn router(
     let router = router
         .route(
             &config.path,
-            post(mcp_post)
-                .get(method_not_allowed)
-                .delete(method_not_allowed),
+            post(mcp_post).get(mcp_get).delete(method_not_allowed),
         )
         .route("/ping", get(ping))
         .route("/healthz", get(healthz))
@@ -107,6 +108,12 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
     match jsonrpc::parse(&bytes) {
         Err((error, id)) => respond(error.status, error.body(id.as_deref()), accepts),
         Ok(Incoming::NoReply) => StatusCode::ACCEPTED.into_response(),
+        Ok(Incoming::Response) => {
+            if !inbound.relay.answers.deliver(&bytes) {
+                tracing::debug!("a client answered a question nobody waits for (late or unknown)");
+            }
+            StatusCode::ACCEPTED.into_response()
+        }
         Ok(Incoming::Request(request)) => {
             let gate = handler::Gate {
                 rules: inbound.auth.as_deref().map(|a| &a.rules),
@@ -124,6 +131,29 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
             }
         }
     }
+}
+
+/// GET on the MCP path: the event stream of a legacy session this sidecar issued (list
+/// changes, resource updates); anyone else gets 405, as a stateless endpoint answers.
+async fn mcp_get(State(inbound): State<Arc<Inbound>>, headers: HeaderMap) -> Response {
+    let accepts = Accepts::from_headers(&headers);
+    let Some((_, session)) = session::ClientSession::of_request(&inbound.relay.sealer, &headers)
+    else {
+        return method_not_allowed().await;
+    };
+    if let Err(reason) = inbound.guard.check(&headers) {
+        let error = RpcError::new(INVALID_REQUEST, reason).with_status(StatusCode::FORBIDDEN);
+        return respond(error.status, error.body(None), accepts);
+    }
+    if let Some(auth) = &inbound.auth
+        && let Err(error) = auth.authenticate(&headers).await
+    {
+        return auth_failure(auth, &headers, &error, accepts);
+    }
+    if !accepts.sse {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    }
+    subscriptions::legacy_stream(&inbound.relay, session.nonce)
 }
 
 /// Marks an answer given before the request body was read. The server then cannot reuse

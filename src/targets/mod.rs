@@ -110,6 +110,20 @@ pub struct RelayRequest {
     /// Headers an HTTP transport sends with it: 2026-07-28's `Mcp-Param-*` mirrors of
     /// annotated arguments (see `protocol::param_headers`).
     pub headers: Vec<(String, String)>,
+    /// Who answers what a legacy upstream asks the client mid-call (sampling, elicitation,
+    /// roots); without one such requests are refused at once.
+    pub bridge: Option<Arc<dyn ClientBridge>>,
+}
+
+/// Carries a request an upstream sends its client mid-call to the sidecar's own caller.
+pub trait ClientBridge: Send + Sync + std::fmt::Debug {
+    /// The caller's answer to `method` (`sampling/createMessage`, `elicitation/create`,
+    /// `roots/list`): `Ok(result)` or `Err(error object)`, both raw JSON.
+    fn ask<'a>(
+        &'a self,
+        method: &'a str,
+        params: Option<&'a RawValue>,
+    ) -> BoxFuture<'a, Result<Box<RawValue>, Box<RawValue>>>;
 }
 
 /// What the relay knows of the calling client that an upstream may need to know too.
