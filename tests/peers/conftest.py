@@ -161,6 +161,21 @@ def start_mrtr(logdir: Path, port: int | None = None) -> Proc:
     return proc
 
 
+SDK_PROBE_TIMEOUT_S = 90
+
+
+def run_json(argv: list[str], cwd: Path | None = None, timeout: float = SDK_PROBE_TIMEOUT_S) -> dict[str, Any]:
+    """Runs a probe (mcp2_client.py, node/ts_client.mjs) and returns the JSON object it prints last."""
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"{argv[:2]} timed out after {timeout}s; stderr: {e.stderr}")
+    assert p.returncode == 0, f"{argv} exited {p.returncode}\nstdout: {p.stdout[-3000:]}\nstderr: {p.stderr[-5000:]}"
+    lines = [ln for ln in p.stdout.splitlines() if ln.strip().startswith("{")]
+    assert lines, f"no JSON on stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-2000:]}"
+    return json.loads(lines[-1])
+
+
 def wait_for_listening_line(proc: Proc, timeout: float = START_TIMEOUT_S) -> str:
     """The sidecar prints exactly one `listening http://HOST:PORT/mcp` line on stdout."""
     deadline = time.monotonic() + timeout

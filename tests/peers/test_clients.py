@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from typing import Any
 
 import anyio
@@ -13,10 +12,9 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
 
-from conftest import NODE_DIR, PEERS, VENV_MCP2_PY, Proc
+from conftest import NODE_DIR, PEERS, VENV_MCP2_PY, Proc, run_json
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-SDK_TIMEOUT_S = 90
 
 
 def dump(model: Any) -> Any:
@@ -146,17 +144,6 @@ def test_python_sdk1_progress_callback_through_sidecar(sidecar: Proc) -> None:
 
 
 # --------------------------------------------------------------------------- Python SDK 2.x
-
-
-def run_json(argv: list[str], cwd=None, timeout: float = SDK_TIMEOUT_S) -> dict[str, Any]:
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"{argv[:2]} timed out after {timeout}s; stderr: {e.stderr}")
-    assert p.returncode == 0, f"{argv} exited {p.returncode}\nstdout: {p.stdout[-3000:]}\nstderr: {p.stderr[-5000:]}"
-    lines = [ln for ln in p.stdout.splitlines() if ln.strip().startswith("{")]
-    assert lines, f"no JSON on stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-2000:]}"
-    return json.loads(lines[-1])
 
 
 def test_python_sdk2_uses_server_discover(sidecar: Proc) -> None:
