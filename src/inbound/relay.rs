@@ -71,10 +71,13 @@ impl Render {
                 (StatusCode::OK, jsonrpc::result_body(id, &completed))
             }
             Ok(Reply::Result(result)) => (StatusCode::OK, jsonrpc::result_body(id, result.get())),
-            Ok(Reply::Error(error)) => (
+            // The 2026-07-28 request errors travel with HTTP 400; a legacy caller's
+            // transport takes any non-2xx answer for a failed connection, not an error.
+            Ok(Reply::Error(error)) if self.modern => (
                 jsonrpc::raw_error_status(&error),
                 jsonrpc::raw_error_body(id, error.get()),
             ),
+            Ok(Reply::Error(error)) => (StatusCode::OK, jsonrpc::raw_error_body(id, error.get())),
             Err(e) => {
                 tracing::warn!(what = %self.what, "relayed request failed: {e}");
                 let error = RpcError::new(INTERNAL_ERROR, format!("{}: {e}", self.what)).with_data(
