@@ -16,6 +16,11 @@
 //!
 //! (A 2026-07-28 caller of a 2026-07-28 upstream needs none of this: `input_required` passes
 //! through, see [`super::mrtr`].)
+//!
+//! Only questions the caller declared it can answer are put to it (MRTR: a server must not
+//! send an input request the client has no capability for); any other is refused to the
+//! upstream at once, which then ends the call as it sees fit, as a legacy upstream does for
+//! a client that cannot answer.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,7 +31,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -47,15 +52,34 @@ pub struct Asked {
     pub reply: oneshot::Sender<Answered>,
 }
 
-/// The bridge a relayed call carries: hands the upstream's questions to whoever drives it.
+/// Whether a caller that declared `declared` can be asked `method` (MRTR: a server must
+/// not send an input request the client did not declare a capability for).
+pub fn may_ask(declared: &Map<String, Value>, method: &str) -> bool {
+    let needed = match method {
+        "sampling/createMessage" => "sampling",
+        "elicitation/create" => "elicitation",
+        "roots/list" => "roots",
+        _ => return false,
+    };
+    declared.contains_key(needed)
+}
+
+/// The bridge a relayed call carries: hands the upstream's questions to whoever drives it,
+/// and refuses at once those its caller did not declare it can answer.
 #[derive(Debug)]
 struct Questions {
     tx: mpsc::Sender<Asked>,
+    declared: Map<String, Value>,
 }
 
 impl ClientBridge for Questions {
     fn ask<'a>(&'a self, method: &'a str, params: Option<&'a RawValue>) -> BoxFuture<'a, Answered> {
         Box::pin(async move {
+            if !may_ask(&self.declared, method) {
+                return Err(refusal(format!(
+                    "the client did not declare the capability {method} needs"
+                )));
+            }
             let (reply, answer) = oneshot::channel();
             let asked = Asked {
                 method: method.to_string(),
@@ -92,7 +116,8 @@ impl Driver {
     /// Starts `request` on `target`; `notes`: the caller takes notifications.
     pub fn start(target: Arc<dyn Target>, mut request: RelayRequest, notes: bool) -> Self {
         let (tx, asks) = mpsc::channel(4);
-        request.bridge = Some(Arc::new(Questions { tx }));
+        let declared = request.client.capabilities.clone().unwrap_or_default();
+        request.bridge = Some(Arc::new(Questions { tx, declared }));
         let (sink, notes) = if notes {
             let (tx, rx) = mpsc::channel(64);
             (Some(tx), Some(rx))
@@ -287,6 +312,31 @@ mod tests {
             !answers.deliver(reply.to_string().as_bytes()),
             "answered once"
         );
+    }
+
+    #[tokio::test]
+    async fn questions_the_caller_did_not_declare_are_refused_without_asking() {
+        let (tx, mut asks) = mpsc::channel(4);
+        let mut declared = Map::new();
+        declared.insert("sampling".into(), json!({}));
+        let questions = Questions { tx, declared };
+        let refused = questions.ask("elicitation/create", None).await.unwrap_err();
+        assert!(
+            refused.get().contains("did not declare"),
+            "{}",
+            refused.get()
+        );
+        assert!(asks.try_recv().is_err(), "nothing was put to the caller");
+
+        let asking =
+            tokio::spawn(async move { questions.ask("sampling/createMessage", None).await });
+        let asked = asks.recv().await.unwrap();
+        assert_eq!(asked.method, "sampling/createMessage");
+        asked
+            .reply
+            .send(Ok(RawValue::from_string("{}".into()).unwrap()))
+            .unwrap();
+        assert_eq!(asking.await.unwrap().unwrap().get(), "{}");
     }
 
     #[tokio::test]

@@ -355,23 +355,12 @@ struct Asker {
 }
 
 impl Asker {
-    /// The capability a question needs.
-    fn may_ask(&self, method: &str) -> bool {
-        let needed = match method {
-            "sampling/createMessage" => "sampling",
-            "elicitation/create" => "elicitation",
-            "roots/list" => "roots",
-            _ => return false,
-        };
-        self.capabilities.contains_key(needed)
-    }
-
     async fn ask(
         &self,
         method: &str,
         params: Option<&RawValue>,
     ) -> Result<Box<RawValue>, Box<RawValue>> {
-        if !self.may_ask(method) {
+        if !super::bridge::may_ask(&self.capabilities, method) {
             return Err(refusal(format!(
                 "the client did not declare the capability {method} needs"
             )));
