@@ -248,19 +248,40 @@ impl ParkedCalls {
         }
     }
 
-    /// Parks a call under a fresh key; gives it back when the limit is reached.
-    pub fn park(&self, parked: Parked) -> Result<String, Parked> {
-        let mut calls = self.calls.lock().unwrap();
-        let now = Instant::now();
-        // Expired calls are dropped here: their upstream requests end with them.
-        calls.retain(|_, p| p.expires > now);
-        if calls.len() >= self.max {
-            return Err(parked);
-        }
-        let mut nonce = [0u8; 12];
-        let _ = aws_lc_rs::rand::fill(&mut nonce);
-        let key = hex::encode(nonce);
-        calls.insert(key.clone(), parked);
+    /// Parks a call under a fresh key; gives it back when the limit is reached. A call
+    /// nobody resumes is dropped when it expires, and its upstream request (which holds one
+    /// of the target's concurrency slots) ends with it.
+    pub fn park(self: &Arc<Self>, parked: Parked) -> Result<String, Parked> {
+        let expires = parked.expires;
+        let key = {
+            let mut calls = self.calls.lock().unwrap();
+            let now = Instant::now();
+            calls.retain(|_, p| p.expires > now);
+            if calls.len() >= self.max {
+                return Err(parked);
+            }
+            let mut nonce = [0u8; 12];
+            let _ = aws_lc_rs::rand::fill(&mut nonce);
+            let key = hex::encode(nonce);
+            calls.insert(key.clone(), parked);
+            key
+        };
+        let calls = Arc::downgrade(self);
+        let expiring = key.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(expires).await;
+            if let Some(calls) = calls.upgrade() {
+                let mut waiting = calls.calls.lock().unwrap();
+                if waiting
+                    .get(&expiring)
+                    .is_some_and(|p| p.expires <= Instant::now())
+                {
+                    let dropped = waiting.remove(&expiring);
+                    drop(waiting);
+                    drop(dropped);
+                }
+            }
+        });
         Ok(key)
     }
 
