@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::api_target::{OpenapiSpec, SmithySpec};
 use super::{ConfigError, CredentialProviderConfig, Secret, validate_header};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +73,10 @@ pub struct TargetConfig {
 pub enum TargetSpec {
     /// An MCP server over streamable HTTP (JSON or SSE answers, stateful or stateless).
     McpServer(McpServerSpec),
+    /// A REST API described by an OpenAPI document: one tool per operation.
+    Openapi(OpenapiSpec),
+    /// An AWS service described by a Smithy model: one tool per operation, SigV4-signed.
+    Smithy(SmithySpec),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +94,8 @@ impl TargetSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             TargetSpec::McpServer(_) => "mcp_server",
+            TargetSpec::Openapi(_) => "openapi",
+            TargetSpec::Smithy(_) => "smithy",
         }
     }
 
@@ -97,6 +104,17 @@ impl TargetSpec {
     pub fn endpoint(&self) -> Option<url::Url> {
         match self {
             TargetSpec::McpServer(s) => url::Url::parse(&s.url).ok(),
+            TargetSpec::Openapi(s) => s.base_url.as_deref().and_then(|u| url::Url::parse(u).ok()),
+            TargetSpec::Smithy(_) => None,
+        }
+    }
+
+    /// Whether the kind sends HTTP requests (so credentials apply) even when [`Self::endpoint`]
+    /// is known only once its definition is loaded (an OpenAPI document's servers, a Smithy
+    /// model's endpoint prefix and signing name).
+    pub fn sends_http(&self) -> bool {
+        match self {
+            TargetSpec::McpServer(_) | TargetSpec::Openapi(_) | TargetSpec::Smithy(_) => true,
         }
     }
 
@@ -119,6 +137,8 @@ impl TargetSpec {
                 }
                 Ok(())
             }
+            TargetSpec::Openapi(s) => s.validate(at),
+            TargetSpec::Smithy(s) => s.validate(at),
         }
     }
 }
@@ -262,7 +282,12 @@ impl TargetConfig {
         match self.spec.endpoint() {
             Some(endpoint) => self
                 .credential_provider
-                .validate(&endpoint)
+                .validate(Some(&endpoint))
+                .map_err(credentials)?,
+            // The endpoint comes with the definition: the SigV4 scope is resolved then.
+            None if self.spec.sends_http() => self
+                .credential_provider
+                .validate(None)
                 .map_err(credentials)?,
             None if !matches!(self.credential_provider, CredentialProviderConfig::None) => {
                 return Err(ConfigError::new(
@@ -274,6 +299,18 @@ impl TargetConfig {
                 ));
             }
             None => {}
+        }
+        if matches!(self.spec, TargetSpec::Smithy(_))
+            && !matches!(
+                self.credential_provider,
+                CredentialProviderConfig::None | CredentialProviderConfig::Sigv4(_)
+            )
+        {
+            return Err(ConfigError::new(
+                at("credential_provider"),
+                "a `smithy` target always signs with SigV4: leave it out (the default AWS \
+                 credential chain) or use type = \"sigv4\"",
+            ));
         }
         Ok(())
     }
