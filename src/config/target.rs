@@ -11,10 +11,11 @@
 //! ```
 //!
 //! Before deserializing, [`nest_kind_keys`] moves `kind` and every key that is not common
-//! into `spec = { <kind> = { … } }`, so the typed config is a plain struct with an
+//! into `kind_spec = { <kind> = { … } }` ([`NESTED_KEY`], a name no kind uses: `openapi` has
+//! a `spec` key of its own), so the typed config is a plain struct with an
 //! externally tagged enum: serde then checks each kind's keys on their own
 //! (`deny_unknown_fields` per kind) and the field path of an error stays exact
-//! (`targets[0].spec.mcp_server.url`, which [`display_path`] prints as `targets[0].url`).
+//! (`targets[0].kind_spec.mcp_server.url`, which [`display_path`] prints as `targets[0].url`).
 //! A new kind is one enum arm with its own struct here.
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ use super::{ConfigError, CredentialProviderConfig, Secret, validate_header};
 pub struct TargetConfig {
     pub name: String,
     /// What the target is and how to reach it: `kind` and that kind's own keys.
+    #[serde(rename = "kind_spec")]
     pub spec: TargetSpec,
     #[serde(default = "default_true")]
     pub prefix_tools: bool,
@@ -338,8 +340,12 @@ fn validate_target_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Where [`nest_kind_keys`] puts `kind` and the kind's keys (the serde name of
+/// [`TargetConfig::spec`]).
+const NESTED_KEY: &str = "kind_spec";
+
 /// Rewrites each flat `[[targets]]` table into the nested shape [`TargetConfig`] reads:
-/// `kind` and every key that is not one of the common keys move to `spec.<kind>`.
+/// `kind` and every key that is not one of the common keys move to `kind_spec.<kind>`.
 pub(super) fn nest_kind_keys(raw: &mut toml::Value) -> Result<(), ConfigError> {
     let Some(targets) = raw.get_mut("targets").and_then(toml::Value::as_array_mut) else {
         return Ok(()); // absent, or not a list: serde says so with the right path
@@ -349,9 +355,9 @@ pub(super) fn nest_kind_keys(raw: &mut toml::Value) -> Result<(), ConfigError> {
         let Some(table) = target.as_table_mut() else {
             continue;
         };
-        if table.contains_key("spec") {
+        if table.contains_key(NESTED_KEY) {
             return Err(ConfigError::new(
-                format!("targets[{i}].spec"),
+                format!("targets[{i}].{NESTED_KEY}"),
                 "is not a target key (write the kind's keys beside `kind`)",
             ));
         }
@@ -382,18 +388,18 @@ pub(super) fn nest_kind_keys(raw: &mut toml::Value) -> Result<(), ConfigError> {
         }
         let mut tagged = toml::Table::new();
         tagged.insert(kind, toml::Value::Table(spec));
-        table.insert("spec".into(), toml::Value::Table(tagged));
+        table.insert(NESTED_KEY.into(), toml::Value::Table(tagged));
     }
     Ok(())
 }
 
-/// A serde field path as the user wrote it: `targets[0].spec.mcp_server.url` is
-/// `targets[0].url`, and an unknown kind (`targets[0].spec`) is `targets[0].kind`.
+/// A serde field path as the user wrote it: `targets[0].kind_spec.mcp_server.url` is
+/// `targets[0].url`, and an unknown kind (`targets[0].kind_spec`) is `targets[0].kind`.
 pub(super) fn display_path(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     let mut parts = path.split('.').peekable();
     while let Some(part) = parts.next() {
-        if part == "spec" && out.last().is_some_and(|p| p.starts_with("targets[")) {
+        if part == NESTED_KEY && out.last().is_some_and(|p| p.starts_with("targets[")) {
             match parts.next() {
                 Some(_kind) => continue,
                 None => {
@@ -464,14 +470,18 @@ mod tests {
     #[test]
     fn paths_read_as_written() {
         assert_eq!(
-            display_path("targets[2].spec.mcp_server.url"),
+            display_path("targets[2].kind_spec.mcp_server.url"),
             "targets[2].url"
         );
         assert_eq!(
-            display_path("targets[0].spec.mcp_server.headers.X"),
+            display_path("targets[0].kind_spec.mcp_server.headers.X"),
             "targets[0].headers.X"
         );
-        assert_eq!(display_path("targets[0].spec"), "targets[0].kind");
+        assert_eq!(display_path("targets[0].kind_spec"), "targets[0].kind");
+        assert_eq!(
+            display_path("targets[1].kind_spec.openapi.spec"),
+            "targets[1].spec"
+        );
         assert_eq!(
             display_path("targets[0].request_timeout_ms"),
             "targets[0].request_timeout_ms"
@@ -488,7 +498,7 @@ mod tests {
         nest_kind_keys(&mut raw).unwrap();
         let t = &raw["targets"][0];
         assert_eq!(
-            t["spec"]["mcp_server"]["url"].as_str(),
+            t["kind_spec"]["mcp_server"]["url"].as_str(),
             Some("http://x/mcp")
         );
         assert_eq!(t["max_retries"].as_integer(), Some(1));

@@ -627,6 +627,8 @@ fn output(doc: &Value, op: &Value, notes: &mut Vec<String>) -> (Option<Value>, S
     };
     let mut out = wrapped;
     strip_required(&mut out);
+    // As a root it gets `properties` (rule 12) even when it is a map.
+    let (out, _) = normalize_for_gateway(&out);
     (Some(out), Structured::Declared)
 }
 
