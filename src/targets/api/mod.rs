@@ -284,9 +284,12 @@ impl<K: ApiKind> Target for ApiTarget<K> {
     fn relay(
         &self,
         request: RelayRequest,
-        _notify: Option<NotificationSink>,
+        notify: Option<NotificationSink>,
     ) -> BoxFuture<'_, Result<Reply, TargetError>> {
         Box::pin(async move {
+            // Nothing is ever sent on it, but it stays open until the result is ready: the
+            // inbound side reads a closed sink as "notifications first" and would stream.
+            let _notify = notify;
             if request.operation != Operation::CallTool {
                 return Err(self.error(
                     FailureKind::Rejected,

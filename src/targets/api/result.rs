@@ -92,7 +92,11 @@ pub fn success(answer: &HttpAnswer, structured: Structured) -> Value {
             drop_nulls(&mut body);
             Some(Value::Object(body))
         }
-        (Some(other), _) => Some(json!({ "result": other })),
+        (Some(mut other), Structured::Declared) => {
+            drop_nulls_in(&mut other);
+            Some(json!({ "result": other }))
+        }
+        (Some(other), Structured::Free) => Some(json!({ "result": other })),
         (None, Structured::Declared) => Some(json!({})),
         (None, Structured::Free) => None,
     };

@@ -290,7 +290,7 @@ fn map_operation(
             arg = format!("{}_{}_{n}", arg_name(&pname), location.as_str());
             n += 1;
         }
-        let mut schema = normalize_piece(doc, &schema, notes);
+        let mut schema = normalize_piece(doc, &schema, Side::Request, notes);
         let mut description = p
             .get("description")
             .and_then(Value::as_str)
@@ -509,7 +509,7 @@ fn request_body(
         .get("schema")
         .cloned()
         .unwrap_or_else(|| json!({}));
-    let schema = normalize_piece(doc, &raw_schema, notes);
+    let schema = normalize_piece(doc, &raw_schema, Side::Request, notes);
     let description = body
         .get("description")
         .and_then(Value::as_str)
@@ -616,7 +616,7 @@ fn output(doc: &Value, op: &Value, notes: &mut Vec<String>) -> (Option<Value>, S
     if schemas.iter().any(Option::is_none) {
         return (None, Structured::Free);
     }
-    let mut schema = normalize_piece(doc, first, notes);
+    let mut schema = normalize_piece(doc, first, Side::Response, notes);
     let wrapped = match schema.get("type").and_then(Value::as_str) {
         Some("object") => schema,
         Some("array") => {
@@ -679,10 +679,19 @@ fn annotations(method: &str) -> Value {
     Value::Object(a)
 }
 
+/// Which side of a call a schema describes: properties marked `readOnly` are left out of
+/// what the model sends, `writeOnly` ones out of what it gets back (OpenAPI's visibility
+/// rules; servers reject writes of read-only fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Request,
+    Response,
+}
+
 /// One schema of the document, normalized into the Gateway subset with its `$ref`s
 /// resolved against the document (the normalizer needs the root object it resolves against,
 /// so the schema is wrapped as a property of a root that carries the referenced values).
-pub fn normalize_piece(doc: &Value, schema: &Value, notes: &mut Vec<String>) -> Value {
+pub fn normalize_piece(doc: &Value, schema: &Value, side: Side, notes: &mut Vec<String>) -> Value {
     let mut root = Map::new();
     for foreign in bundle(doc, schema, &mut root) {
         let note = format!("`$ref: {foreign}` points to another document; typed as a string");
@@ -693,11 +702,47 @@ pub fn normalize_piece(doc: &Value, schema: &Value, notes: &mut Vec<String>) -> 
     root.insert("type".into(), json!("object"));
     root.insert("properties".into(), json!({ "v": schema }));
     root.remove("required");
-    let (out, _) = normalize_for_gateway(&Value::Object(root));
+    let mut root = Value::Object(root);
+    hide(&mut root, doc, side);
+    let (out, _) = normalize_for_gateway(&root);
     out.get("properties")
         .and_then(|p| p.get("v"))
         .cloned()
         .unwrap_or_else(|| json!({"type": "string"}))
+}
+
+/// Removes the properties `side` does not see (see [`Side`]), everywhere in `value`.
+fn hide(value: &mut Value, doc: &Value, side: Side) {
+    let flag = match side {
+        Side::Request => "readOnly",
+        Side::Response => "writeOnly",
+    };
+    let hidden = |property: &Value| {
+        let target = resolve(doc, property).unwrap_or(property);
+        property.get(flag) == Some(&json!(true)) || target.get(flag) == Some(&json!(true))
+    };
+    match value {
+        Value::Object(map) => {
+            let mut gone = Vec::new();
+            if let Some(Value::Object(props)) = map.get_mut("properties") {
+                props.retain(|name, p| {
+                    let keep = !hidden(p);
+                    if !keep {
+                        gone.push(name.clone());
+                    }
+                    keep
+                });
+            }
+            if !gone.is_empty()
+                && let Some(Value::Array(required)) = map.get_mut("required")
+            {
+                required.retain(|r| r.as_str().is_none_or(|r| !gone.iter().any(|g| g == r)));
+            }
+            map.values_mut().for_each(|v| hide(v, doc, side));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| hide(v, doc, side)),
+        _ => {}
+    }
 }
 
 /// The security schemes the document asks for, in words, for a target without credentials.
@@ -782,9 +827,10 @@ mod tests {
                     "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}}}
                 }
             }},
-            "components": {"schemas": {"Pet": {"type": "object", "required": ["name"], "properties": {
-                "name": {"type": "string"}, "tag": {"type": "string", "nullable": true}
-            }}}}
+            "components": {"schemas": {"Pet": {"type": "object", "required": ["name", "id"], "properties": {
+                "name": {"type": "string"}, "tag": {"type": "string", "nullable": true},
+                "id": {"$ref": "#/components/schemas/Id"}, "secret": {"type": "string", "writeOnly": true}
+            }}, "Id": {"type": "integer", "readOnly": true}}}
         });
         let mapped = map(&doc);
         assert!(mapped.notes.is_empty(), "{:?}", mapped.notes);
@@ -796,7 +842,15 @@ mod tests {
         let keys: Vec<&str> = props.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["X-Trace", "filter", "name", "petId", "petId_query", "tag"]
+            [
+                "X-Trace",
+                "filter",
+                "name",
+                "petId",
+                "petId_query",
+                "secret",
+                "tag"
+            ]
         );
         assert_eq!(input["required"], json!(["petId", "name"]));
         assert_eq!(props["tag"], json!({"type": "string"}));
@@ -819,6 +873,11 @@ mod tests {
             json!({"type": "string"})
         );
         assert!(tool["outputSchema"].get("required").is_none());
+        let output = tool["outputSchema"]["properties"].as_object().unwrap();
+        assert!(
+            output.contains_key("id") && !output.contains_key("secret"),
+            "{output:?}"
+        );
         assert_eq!(op.structured, Structured::Declared);
         let (normalized, changes) = normalize_for_gateway(input);
         assert!(changes.is_empty(), "already in the subset: {changes:?}");

@@ -6,7 +6,7 @@
 //! (`A-Z a-z 0-9 - . _ ~`) encoded, so a `/` in a path parameter can never become a path
 //! separator and a `&` in a query value never a new parameter. The delimiters a style adds
 //! (`,` `.` `;` `=` `|` `[` `]`, and `%20` for `spaceDelimited`) are literal. Header values
-//! are not encoded (they are not URLs); cookie values are.
+//! are not encoded (they are not URLs); cookie values only where RFC 6265 requires.
 //!
 //! Scalars: strings as they are, numbers and booleans as JSON writes them; a nested array
 //! or object inside an array or object (which no style defines) as its JSON text.
@@ -38,6 +38,16 @@ const RESERVED_ALLOWED: &AsciiSet = &COMPONENT
     .remove(b'+')
     .remove(b',')
     .remove(b';');
+
+/// Characters RFC 6265 does not allow in a cookie value (`cookie-octet`), and `%` itself.
+/// (`=` is allowed.)
+const COOKIE_VALUE: &AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b',')
+    .add(b';')
+    .add(b'\\')
+    .add(b'%');
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Location {
@@ -254,20 +264,24 @@ pub fn header(value: &Value, explode: bool) -> String {
 }
 
 /// A cookie parameter as `name=value` (`form` style; arrays and objects comma-joined).
+/// Only what RFC 6265 forbids in a cookie value (controls, space, `"`, `,`, `;`, `\`,
+/// non-ASCII) is percent-encoded: servers hand cookie values over undecoded, so encoding
+/// more would change the value they see.
 pub fn cookie(name: &str, value: &Value) -> String {
+    let c = |t: &str| utf8_percent_encode(t, COOKIE_VALUE).to_string();
     let text = match value {
         Value::Array(items) => items
             .iter()
-            .map(|v| enc(&scalar(v)))
+            .map(|v| c(&scalar(v)))
             .collect::<Vec<_>>()
             .join(","),
         Value::Object(o) => pairs(o)
-            .flat_map(|(k, v)| [enc(k), enc(&v)])
+            .flat_map(|(k, v)| [c(k), c(&v)])
             .collect::<Vec<_>>()
             .join(","),
-        _ => enc(&scalar(value)),
+        _ => c(&scalar(value)),
     };
-    format!("{}={text}", enc(name))
+    format!("{}={text}", c(name))
 }
 
 #[cfg(test)]
@@ -381,7 +395,10 @@ mod tests {
             vec!["b=true"]
         );
         assert_eq!(header(&json!(["a", 1]), false), "a,1");
-        assert_eq!(cookie("session id", &json!("x;y")), "session%20id=x%3By");
+        assert_eq!(
+            cookie("session id", &json!("x;y:z")),
+            "session%20id=x%3By:z"
+        );
     }
 
     #[test]
