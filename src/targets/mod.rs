@@ -142,7 +142,7 @@ pub fn build(config: &TargetConfig) -> anyhow::Result<Arc<dyn Target>> {
     let target: Box<dyn Target> = match &config.spec {
         TargetSpec::McpServer(spec) => Box::new(mcp::streamable_http::target(config, spec)?),
         TargetSpec::Openapi(spec) => Box::new(openapi::target(config, spec)),
-        TargetSpec::Smithy(_spec) => anyhow::bail!("kind `smithy` is not built yet"),
+        TargetSpec::Smithy(spec) => Box::new(smithy::target(config, spec)),
     };
     Ok(Arc::new(bounded::Bounded::new(target, config)))
 }

@@ -78,6 +78,10 @@ pub trait ApiKind: Send + Sync + 'static {
     fn headers(&self) -> &BTreeMap<String, Secret>;
     /// Where calls go, in words, before the definition is loaded.
     fn endpoint_hint(&self) -> String;
+    /// The credential source, in words, before the definition is loaded.
+    fn credentials_hint(&self, config: &CredentialProviderConfig) -> String {
+        credentials_hint(config)
+    }
     /// Builds the HTTP request of one call; an `Err` is a problem with the arguments, told
     /// to the model as the tool's error.
     fn request(
@@ -259,7 +263,7 @@ impl<K: ApiKind> Target for ApiTarget<K> {
             None => Description {
                 kind: K::KIND,
                 endpoint: self.kind.endpoint_hint(),
-                credentials: credentials_hint(&self.config.credential_provider),
+                credentials: self.kind.credentials_hint(&self.config.credential_provider),
             },
         }
     }
