@@ -335,7 +335,18 @@ impl<K: ApiKind> Target for ApiTarget<K> {
     fn inspect(&self) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async move {
             let mut lines = vec![format!("definition    {}", self.kind.source())];
-            match self.load(None).await {
+            let loaded = timeout_at(Instant::now() + self.config.sync_timeout(), self.load(None))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(self.error(
+                        FailureKind::Timeout,
+                        format!(
+                            "no definition within sync_timeout_ms ({})",
+                            self.config.sync_timeout_ms
+                        ),
+                    ))
+                });
+            match loaded {
                 Err(e) => lines.push(format!("  not loaded: {e}")),
                 Ok(loaded) => {
                     lines.push(format!(
