@@ -31,6 +31,12 @@ pub struct Relay {
     pub page_size: usize,
     /// Runs and coalesces syncs (admin triggers go through it).
     pub syncer: Arc<Syncer>,
+    /// Seals state handed to clients (MRTR `requestState`).
+    pub sealer: Arc<inbound::sealed::Sealer>,
+    /// How long a sealed `requestState` stays valid.
+    pub request_state_ttl: Duration,
+    /// The upstream resources some client wants updates of.
+    pub resources: Arc<inbound::subscriptions::ResourceWatch>,
 }
 
 /// A running sidecar: its address and the server task.
@@ -84,6 +90,11 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
         targets: targets.clone(),
         page_size: config.catalog.page_size,
         syncer,
+        sealer: Arc::new(inbound::sealed::Sealer::new(
+            config.inbound.state_key.as_ref(),
+        )),
+        request_state_ttl: Duration::from_secs(config.inbound.request_state_ttl_secs),
+        resources: Default::default(),
     });
     let auth = inbound::auth::Authenticator::new(&config.inbound)?;
     if let Some(auth) = &auth {

@@ -88,6 +88,11 @@ pub struct InboundConfig {
     pub tool_rules: Vec<ToolRuleConfig>,
     /// This endpoint's canonical URI for RFC 9728 metadata; default: from the request's Host.
     pub resource: Option<String>,
+    /// Seals state handed to clients (MRTR `requestState`): at least 32 bytes. Unset: a
+    /// random key per process, so replicas behind one load balancer need a shared one.
+    pub state_key: Option<Secret>,
+    /// How long a sealed `requestState` stays valid (the time a user has to answer).
+    pub request_state_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -117,6 +122,8 @@ impl Default for InboundConfig {
             authorizers: Vec::new(),
             tool_rules: Vec::new(),
             resource: None,
+            state_key: None,
+            request_state_ttl_secs: 600,
         }
     }
 }
@@ -290,6 +297,22 @@ impl Config {
         }
         for (i, r) in inbound.tool_rules.iter().enumerate() {
             r.validate(&format!("inbound.tool_rules[{i}]"))?;
+        }
+        if inbound
+            .state_key
+            .as_ref()
+            .is_some_and(|k| k.expose().len() < 32)
+        {
+            return Err(ConfigError::new(
+                "inbound.state_key",
+                "must be at least 32 bytes (e.g. `openssl rand -base64 32`)",
+            ));
+        }
+        if inbound.request_state_ttl_secs == 0 {
+            return Err(ConfigError::new(
+                "inbound.request_state_ttl_secs",
+                "must be at least 1",
+            ));
         }
         if let Some(resource) = &inbound.resource {
             url::Url::parse(resource)

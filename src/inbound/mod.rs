@@ -2,9 +2,17 @@
 
 pub mod admin;
 pub mod auth;
+pub mod framing;
 pub mod guard;
 pub mod handler;
 pub mod jsonrpc;
+pub mod lifecycle;
+pub mod listing;
+pub mod mrtr;
+pub mod params;
+pub mod relay;
+pub mod sealed;
+pub mod subscriptions;
 pub mod version;
 
 use std::sync::Arc;
@@ -20,8 +28,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use self::auth::{AuthError, Authenticator, WELL_KNOWN};
+use self::framing::{Accepts, respond};
 use self::guard::HostGuard;
-use self::handler::Accepts;
 use self::jsonrpc::{INVALID_REQUEST, Incoming, RpcError, UNAUTHORIZED};
 use crate::Relay;
 use crate::config::{AdminConfig, InboundConfig};
@@ -81,7 +89,7 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
     if let Err(reason) = inbound.guard.check(&headers) {
         tracing::warn!("refused a request: {reason}");
         let error = RpcError::new(INVALID_REQUEST, reason).with_status(StatusCode::FORBIDDEN);
-        return unread_body(handler::respond(error.status, error.body(None), accepts));
+        return unread_body(respond(error.status, error.body(None), accepts));
     }
     let caller = match &inbound.auth {
         None => None,
@@ -93,11 +101,11 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
     let bytes = match read_body(body, &headers, inbound.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(error) => {
-            return unread_body(handler::respond(error.status, error.body(None), accepts));
+            return unread_body(respond(error.status, error.body(None), accepts));
         }
     };
     match jsonrpc::parse(&bytes) {
-        Err((error, id)) => handler::respond(error.status, error.body(id.as_deref()), accepts),
+        Err((error, id)) => respond(error.status, error.body(id.as_deref()), accepts),
         Ok(Incoming::NoReply) => StatusCode::ACCEPTED.into_response(),
         Ok(Incoming::Request(request)) => {
             let gate = handler::Gate {
@@ -142,7 +150,7 @@ fn auth_failure(
     let body = RpcError::new(UNAUTHORIZED, error.message())
         .with_status(error.status())
         .body(None);
-    let mut response = handler::respond(error.status(), body, accepts);
+    let mut response = respond(error.status(), body, accepts);
     if let Ok(value) = http::HeaderValue::from_str(&auth.challenge(headers, error)) {
         response
             .headers_mut()
@@ -228,6 +236,7 @@ async fn readyz(State(inbound): State<Arc<Inbound>>) -> Response {
             "resources": catalog.resources.len(),
             "normalized": catalog.normalized,
             "collisions": catalog.collisions,
+            "rejected": catalog.rejected,
             "targets": store.statuses(),
         }),
     )

@@ -94,4 +94,8 @@ impl Target for Bounded {
     fn inspect(&self) -> BoxFuture<'_, Vec<String>> {
         self.inner.inspect()
     }
+
+    fn watch_resources(&self, uris: Vec<String>) -> BoxFuture<'_, ()> {
+        self.inner.watch_resources(uris)
+    }
 }
