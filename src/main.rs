@@ -201,7 +201,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Check(source) => match source.resolve() {
             Ok(config) => {
-                print_plan(&config)?;
+                print_plan(&config).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => config_error(e),
@@ -252,7 +252,7 @@ async fn demo(listen: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_plan(config: &Config) -> anyhow::Result<()> {
+async fn print_plan(config: &Config) -> anyhow::Result<()> {
     let i = &config.inbound;
     println!("inbound:");
     println!("  listen        {} (path {})", i.listen, i.path);
@@ -338,7 +338,8 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
     println!("targets:");
     for t in &config.targets {
         // Building contacts nothing; it is what `serve` would run.
-        let about = mcp_sidecar::targets::build(t)?.describe();
+        let target = mcp_sidecar::targets::build(t)?;
+        let about = target.describe();
         println!("  - {} ({}) {}", t.name, about.kind, about.endpoint);
         println!(
             "    tools exposed as {}",
@@ -384,6 +385,10 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
             t.sync_interval_secs
                 .unwrap_or(config.catalog.sync_interval_secs)
         );
+        // Kinds with a definition (OpenAPI, Smithy) load it and report what maps to tools.
+        for line in target.inspect().await {
+            println!("    {line}");
+        }
     }
     Ok(())
 }

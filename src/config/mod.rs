@@ -3,6 +3,7 @@
 //! Vocabulary follows AgentCore Gateway: the sidecar has `targets`, each with a `kind` and a
 //! `credential_provider`. Every validation error names the field it is about.
 
+mod api_target;
 mod authorizer;
 mod credentials;
 mod interpolate;
@@ -14,6 +15,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use api_target::{OpenapiSpec, OperationFilter, SmithySpec};
 pub use authorizer::{
     AuthorizerConfig, ClaimCondition, ClaimOperator, ClaimValueType, ToolRuleConfig,
 };
@@ -430,6 +432,7 @@ mod tests {
                 assert_eq!(s.url, "http://127.0.0.1:9000/mcp");
                 assert_eq!(s.headers["X-Tenant"].expose(), "a");
             }
+            other => panic!("not an mcp_server: {other:?}"),
         }
     }
 
