@@ -29,6 +29,8 @@ pub struct Relay {
     pub page_size: usize,
     /// Runs and coalesces syncs (admin triggers go through it).
     pub syncer: Arc<Syncer>,
+    /// The tool-search tool, when `[search]` is enabled.
+    pub search: Option<inbound::search::SearchTool>,
 }
 
 /// A running sidecar: its address and the server task.
@@ -82,6 +84,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
         targets: targets.clone(),
         page_size: config.catalog.page_size,
         syncer,
+        search: inbound::search::SearchTool::new(&config.search)?,
     });
     let auth = inbound::auth::Authenticator::new(&config.inbound)?;
     if let Some(auth) = &auth {

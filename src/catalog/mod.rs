@@ -9,11 +9,13 @@ pub mod curation;
 pub mod naming;
 pub mod persist;
 pub mod schema;
+pub mod search;
 pub mod store;
 pub mod sync;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use serde_json::value::RawValue;
@@ -140,6 +142,9 @@ pub struct Catalog {
     pub offers: Offers,
     /// Notes about definitions changed for the Gateway (schema normalization).
     pub normalized: Vec<String>,
+    /// The tool-search index over `tools`, when `[search]` is enabled. Set by the store
+    /// right after `build`, before the snapshot is published (see `search/mod.rs`).
+    pub search: Option<Arc<search::SearchIndex>>,
 }
 
 #[derive(Debug)]
@@ -219,6 +224,7 @@ impl Catalog {
             collisions,
             offers: offers(contributions),
             normalized,
+            search: None,
         }
     }
 }

@@ -197,11 +197,45 @@ async fn dispatch(
         "ping" => with_result_type("{}".into(), modern),
         "tools/list" => {
             // A caller sees only the tools it may call (hidden and out-of-scope ones alike).
-            let visible = |e: &Entry| gate.access(&e.exposed) == ToolAccess::Allowed;
-            list_page(relay, &params, modern, "tools", |c| &c.tools, visible)?
+            // With search on, its tool heads the first page; `search_only` lists pinned tools.
+            let search = relay.search.as_ref();
+            let visible = |e: &Entry| {
+                gate.access(&e.exposed) == ToolAccess::Allowed
+                    && search.is_none_or(|s| s.lists(&e.exposed))
+            };
+            let first = search
+                .filter(|_| !params.members.contains_key("cursor"))
+                .filter(|s| gate.access(s.name()) == ToolAccess::Allowed)
+                .map(|s| s.definition());
+            list_page(
+                relay,
+                &params,
+                modern,
+                "tools",
+                |c| &c.tools,
+                visible,
+                first,
+            )?
         }
-        "tools/call" => return call_tool(relay, id, params, name, accepts, modern, gate).await,
-        "prompts/list" => list_page(relay, &params, modern, "prompts", |c| &c.prompts, |_| true)?,
+        "tools/call" => match relay.search.as_ref() {
+            Some(search) if name.as_deref() == Some(search.name()) => {
+                admit(gate, search.name())?;
+                let visible = |tool: &str| gate.access(tool) == ToolAccess::Allowed;
+                let arguments = params.members.get("arguments").map(|a| &**a);
+                let result = search.call(&relay.store.snapshot(), arguments, visible)?;
+                with_result_type(result, modern)
+            }
+            _ => return call_tool(relay, id, params, name, accepts, modern, gate).await,
+        },
+        "prompts/list" => list_page(
+            relay,
+            &params,
+            modern,
+            "prompts",
+            |c| &c.prompts,
+            |_| true,
+            None,
+        )?,
         "resources/list" => list_page(
             relay,
             &params,
@@ -209,6 +243,7 @@ async fn dispatch(
             "resources",
             |c| &c.resources,
             |_| true,
+            None,
         )?,
         "resources/templates/list" => list_templates(relay, modern),
         "prompts/get" => {
@@ -342,7 +377,8 @@ fn listing_hints(modern: bool) -> &'static str {
     }
 }
 
-/// One page of a listing from the catalog: `{"<key>":[…],"nextCursor":…}`.
+/// One page of a listing from the catalog: `{"<key>":[…],"nextCursor":…}`, with `first`
+/// (a definition that is not in the catalog, e.g. the search tool) ahead of the entries.
 fn list_page(
     relay: &Relay,
     params: &Params,
@@ -350,6 +386,7 @@ fn list_page(
     key: &str,
     entries: impl Fn(&Catalog) -> &Entries,
     visible: impl Fn(&Entry) -> bool,
+    first: Option<&str>,
 ) -> Result<String, RpcError> {
     let cursor = params.string("cursor")?;
     let catalog = relay.store.snapshot();
@@ -359,8 +396,11 @@ fn list_page(
     let size: usize = page.iter().map(|e| e.json.get().len() + 1).sum();
     let mut out = String::with_capacity(size + 96);
     out.push_str(&format!(r#"{{"{key}":["#));
+    if let Some(first) = first {
+        out.push_str(first);
+    }
     for (i, entry) in page.iter().enumerate() {
-        if i > 0 {
+        if i > 0 || first.is_some() {
             out.push(',');
         }
         out.push_str(entry.json.get());
@@ -536,6 +576,22 @@ fn method_name(method: &str) -> &'static str {
     }
 }
 
+/// Whether the caller may call tool `name`: a hidden tool is answered exactly like an
+/// unknown one; missing scopes are a 403 challenge.
+fn admit(gate: Gate<'_>, name: &str) -> Result<(), Failure> {
+    match gate.access(name) {
+        ToolAccess::Allowed => Ok(()),
+        ToolAccess::Hidden => Err(
+            RpcError::new(INVALID_PARAMS, format!("unknown tool `{name}`"))
+                .with_data(json!({ "tool": name }))
+                .into(),
+        ),
+        ToolAccess::MissingScopes(needed) => {
+            Err(Failure::Auth(AuthError::InsufficientScope(needed)))
+        }
+    }
+}
+
 async fn call_tool(
     relay: &Relay,
     id: &RawValue,
@@ -556,13 +612,7 @@ async fn call_tool(
         let entry = catalog.tools.lookup(&name).ok_or_else(unknown)?;
         (entry.target, entry.original.clone())
     };
-    match gate.access(&name) {
-        ToolAccess::Allowed => {}
-        ToolAccess::Hidden => return Err(unknown().into()),
-        ToolAccess::MissingScopes(needed) => {
-            return Err(Failure::Auth(AuthError::InsufficientScope(needed)));
-        }
-    }
+    admit(gate, &name)?;
     if let Some(arguments) = params.members.get("arguments")
         && !arguments.get().starts_with('{')
     {

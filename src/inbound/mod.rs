@@ -6,6 +6,7 @@ pub mod guard;
 pub mod handler;
 pub mod jsonrpc;
 pub mod protocol;
+pub mod search;
 
 use std::sync::Arc;
 
