@@ -40,7 +40,7 @@ class Server:
     name: str
     registry: str  # "npm" or "pypi"
     package: str  # name@version (npm) or name==version (pypi)
-    command: str  # the package's executable (npm bin name or console script)
+    command: str  # the package's executable (npm bin name or console script); "" = npm's own bin
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
 
@@ -56,36 +56,46 @@ SERVERS = [
     Server("google-maps", "npm", "@modelcontextprotocol/server-google-maps@0.6.2", "mcp-server-google-maps", env={"GOOGLE_MAPS_API_KEY": DUMMY}),
     Server("brave-search", "npm", "@modelcontextprotocol/server-brave-search@0.6.2", "mcp-server-brave-search", env={"BRAVE_API_KEY": DUMMY}),
     Server("puppeteer", "npm", "@modelcontextprotocol/server-puppeteer@2025.5.12", "mcp-server-puppeteer"),
-    Server("redis", "npm", "@modelcontextprotocol/server-redis@2025.4.25", "mcp-server-redis", ["redis://127.0.0.1:1"]),
     Server("postgres", "npm", "@modelcontextprotocol/server-postgres@0.6.2", "mcp-server-postgres", ["postgresql://127.0.0.1:1/db"]),
     Server("aws-kb-retrieval", "npm", "@modelcontextprotocol/server-aws-kb-retrieval@0.6.2", "mcp-server-aws-kb-retrieval"),
     Server("everart", "npm", "@modelcontextprotocol/server-everart@0.6.2", "mcp-server-everart", env={"EVERART_API_KEY": DUMMY}),
-    Server("playwright", "npm", "@playwright/mcp@0.0.83", "mcp-server-playwright"),
+    Server("playwright", "npm", "@playwright/mcp@0.0.83", "playwright-mcp"),
     Server("chrome-devtools", "npm", "chrome-devtools-mcp@1.11.0", "chrome-devtools-mcp"),
     Server("mongodb", "npm", "mongodb-mcp-server@3.0.4", "mongodb-mcp-server"),
     Server("notion", "npm", "@notionhq/notion-mcp-server@2.5.2", "notion-mcp-server", env={"NOTION_TOKEN": DUMMY}),
     Server("context7", "npm", "@upstash/context7-mcp@4.1.1", "context7-mcp"),
     Server("firecrawl", "npm", "firecrawl-mcp@3.26.0", "firecrawl-mcp", env={"FIRECRAWL_API_KEY": DUMMY}),
-    Server("supabase", "npm", "@supabase/mcp-server-supabase@0.13.0", "mcp-server-supabase", ["--access-token", DUMMY]),
     Server("tavily", "npm", "tavily-mcp@0.2.22", "tavily-mcp", env={"TAVILY_API_KEY": DUMMY}),
     Server("exa", "npm", "exa-mcp-server@3.4.1", "exa-mcp-server", env={"EXA_API_KEY": DUMMY}),
     Server("kubernetes", "npm", "mcp-server-kubernetes@4.1.7", "mcp-server-kubernetes"),
-    Server("azure-devops", "npm", "@azure-devops/mcp@2.10.0", "mcp-server-azuredevops", ["example-org"]),
-    Server("desktop-commander", "npm", "@wonderwhy-er/desktop-commander@0.2.52", "desktop-commander"),
     Server("airtable", "npm", "airtable-mcp-server@1.14.0", "airtable-mcp-server", env={"AIRTABLE_API_KEY": DUMMY}),
     Server("circleci", "npm", "@circleci/mcp-server-circleci@0.20.0", "mcp-server-circleci", env={"CIRCLECI_TOKEN": DUMMY}),
-    Server("heroku", "npm", "@heroku/mcp-server@1.2.8", "heroku-mcp-server", env={"HEROKU_API_KEY": DUMMY}),
-    Server("mysql", "npm", "@benborla29/mcp-server-mysql@2.0.9", "mcp-server-mysql", env={"MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": "1"}),
     Server("neon", "npm", "@neondatabase/mcp-server-neon@0.6.5", "mcp-server-neon", ["start", DUMMY]),
     Server("jira", "npm", "@aashari/mcp-server-atlassian-jira@3.3.0", "mcp-atlassian-jira", env={"ATLASSIAN_SITE_NAME": "example", "ATLASSIAN_USER_EMAIL": "a@example.com", "ATLASSIAN_API_TOKEN": DUMMY}),
-    Server("gmail", "npm", "@gongrzhe/server-gmail-autoauth-mcp@1.1.11", "gmail-mcp"),
+    Server("playwright-ea", "npm", "@executeautomation/playwright-mcp-server@1.0.12", ""),
+    Server("launchdarkly", "npm", "@launchdarkly/mcp-server@0.6.2", "", ["start", "--api-key", DUMMY]),
+    Server("sentry", "npm", "@sentry/mcp-server@0.39.0", "", ["--access-token", DUMMY]),
+    Server("pinecone", "npm", "@pinecone-database/mcp@0.3.0", "", env={"PINECONE_API_KEY": DUMMY}),
+    Server("taskmanager", "npm", "@kazuph/mcp-taskmanager@1.1.1", ""),
+    Server("lara", "npm", "@translated/lara-mcp@1.0.6", "", env={"LARA_ACCESS_KEY_ID": DUMMY, "LARA_ACCESS_KEY_SECRET": DUMMY}),
+    Server("figma", "npm", "figma-developer-mcp@0.13.2", "", ["--stdio", "--figma-api-key", DUMMY]),
+    Server("hubspot", "npm", "@hubspot/mcp-server@0.4.0", "", env={"PRIVATE_APP_ACCESS_TOKEN": DUMMY}),
+    # Tried and left out, since they cannot list tools offline: @modelcontextprotocol/server-redis
+    # (connects first), @supabase/mcp-server-supabase (lists from its API), @azure-devops/mcp
+    # (needs a native keytar build), @heroku/mcp-server (imports a missing SDK path),
+    # @gongrzhe/server-gmail-autoauth-mcp (needs OAuth key files), @benborla29/mcp-server-mysql
+    # (connects first), @wonderwhy-er/desktop-commander, @cloudflare/mcp-server-cloudflare,
+    # @elastic/mcp-server-elasticsearch, @apify/actors-mcp-server, mcp-server-qdrant and
+    # mcp-server-motherduck (fail before answering tools/list without a real backend), and
+    # mcp-server-docker (its dependencies do not install on Python 3.11).
     Server("git", "pypi", "mcp-server-git==2026.10.19", "mcp-server-git"),
     Server("time", "pypi", "mcp-server-time==2026.10.19", "mcp-server-time"),
     Server("fetch", "pypi", "mcp-server-fetch==2026.10.24", "mcp-server-fetch"),
     Server("atlassian", "pypi", "mcp-atlassian==0.23.1", "mcp-atlassian", env={"JIRA_URL": "https://example.atlassian.net", "JIRA_USERNAME": "a@example.com", "JIRA_API_TOKEN": DUMMY, "CONFLUENCE_URL": "https://example.atlassian.net/wiki", "CONFLUENCE_USERNAME": "a@example.com", "CONFLUENCE_API_TOKEN": DUMMY}),
     Server("clickhouse", "pypi", "mcp-clickhouse==0.7.0", "mcp-clickhouse", env={"CLICKHOUSE_HOST": "127.0.0.1", "CLICKHOUSE_USER": "u", "CLICKHOUSE_PASSWORD": DUMMY}),
+    Server("obsidian", "pypi", "mcp-obsidian==0.2.3", "mcp-obsidian", env={"OBSIDIAN_API_KEY": DUMMY}),
+    Server("zotero", "pypi", "zotero-mcp==0.3.1", "zotero-mcp"),
     Server("arxiv", "pypi", "arxiv-mcp-server==0.8.2", "arxiv-mcp-server"),
-    Server("docker", "pypi", "mcp-server-docker==0.3.0", "mcp-server-docker"),
 ]
 
 
@@ -100,9 +110,14 @@ def install_npm(server: Server, work: Path) -> Path:
     npm_dir = work / f"npm-{server.name}"
     npm_dir.mkdir(parents=True, exist_ok=True)
     (npm_dir / "package.json").write_text('{"name":"search-eval-server","private":true}\n')
-    if not (npm_dir / "node_modules" / ".bin" / server.command).exists():
+    package_name = server.package.rsplit("@", 1)[0]
+    manifest = npm_dir / "node_modules" / package_name / "package.json"
+    if not manifest.exists():
         # --ignore-scripts: no post-install downloads (browsers etc.); listing tools needs none.
         run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error", server.package], cwd=npm_dir)
+    if not server.command:
+        bins = json.loads(manifest.read_text()).get("bin")
+        server.command = package_name.split("/")[-1] if isinstance(bins, str) else next(iter(bins))
     return npm_dir / "node_modules" / ".bin"
 
 
