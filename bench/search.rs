@@ -25,10 +25,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use mcp_sidecar::catalog::Catalog;
 use mcp_sidecar::catalog::search::{Mode, SearchIndex};
-use mcp_sidecar::catalog::{Catalog, Contribution, Curation};
 use mcp_sidecar::targets::Listing;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+
+#[path = "../tests/search_eval/data.rs"]
+mod data;
 
 const TOOLS: usize = 10_000;
 const DEMO_TOOLS: usize = 5;
@@ -37,75 +40,36 @@ const HTTP_CALLS: usize = 500;
 const SYNC_DEADLINE: Duration = Duration::from_secs(120);
 const ENCODER_FILE: &str = "src/catalog/search/model/minilm-l6-static.bin";
 
-fn eval_servers() -> Vec<(String, Vec<Map<String, Value>>)> {
-    let path = common::root().join("tests/search_eval/tools.json");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("tools.json"))
-        .expect("tools.json parses");
-    v["servers"]
-        .as_array()
-        .expect("servers")
-        .iter()
-        .map(|s| {
-            let tools = s["tools"]
-                .as_array()
-                .expect("tools")
-                .iter()
-                .map(|t| t.as_object().expect("tool object").clone())
-                .collect();
-            (s["server"].as_str().expect("server").to_string(), tools)
-        })
-        .collect()
-}
-
 fn eval_queries() -> Vec<String> {
-    let path = common::root().join("tests/search_eval/queries.json");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("queries.json"))
-        .expect("queries.json parses");
-    v["queries"]
-        .as_array()
-        .expect("queries")
-        .iter()
-        .map(|q| q["query"].as_str().expect("query").to_string())
-        .collect()
+    data::queries().into_iter().map(|q| q.query).collect()
 }
 
 /// `TOOLS` tools: the real definitions, copy after copy, each copy's servers under new
 /// target names (`c{copy}-{server}`). `changed` copies get a new description, to time a
 /// rebuild after a sync that changed them.
 fn big_catalog(changed: usize) -> Catalog {
-    let servers = eval_servers();
+    let servers = data::listings();
     let mut listings: Vec<(String, Listing)> = Vec::new();
     let mut count = 0;
     'outer: for copy in 0.. {
-        for (server, tools) in &servers {
-            let mut listing = Listing::default();
-            for tool in tools {
+        for (server, listing) in &servers {
+            let mut copied = Listing::default();
+            for tool in &listing.tools {
                 if count == TOOLS {
-                    listings.push((format!("c{copy}-{server}"), listing));
+                    listings.push((format!("c{copy}-{server}"), copied));
                     break 'outer;
                 }
                 let mut tool = tool.clone();
                 if count < changed {
                     tool.insert("description".into(), json!(format!("Changed tool {count}")));
                 }
-                listing.tools.push(tool);
+                copied.tools.push(tool);
                 count += 1;
             }
-            listings.push((format!("c{copy}-{server}"), listing));
+            listings.push((format!("c{copy}-{server}"), copied));
         }
     }
-    let curation = Curation::default();
-    let contributions: Vec<Contribution<'_>> = listings
-        .iter()
-        .map(|(target, listing)| Contribution {
-            target,
-            prefix: true,
-            listing,
-            curation: &curation,
-            normalize_schemas: false,
-        })
-        .collect();
-    Catalog::build(&contributions, 64)
+    data::catalog(&listings)
 }
 
 fn build(catalog: &Catalog, previous: Option<&SearchIndex>) -> (SearchIndex, Duration) {
@@ -250,10 +214,6 @@ async fn served(bin: &Path, upstream_url: &str, search: bool) -> Served {
     }
 }
 
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
 #[tokio::main]
 async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -295,17 +255,7 @@ async fn main() {
     .unwrap();
 
     let extra = (TOOLS - DEMO_TOOLS).to_string();
-    let (upstream, upstream_url) = common::spawn_listening(
-        &bin,
-        &[
-            "demo-upstream",
-            "--listen",
-            "127.0.0.1:0",
-            "--stateless",
-            "--extra-tools",
-            &extra,
-        ],
-    );
+    let (upstream, upstream_url) = common::spawn_demo_upstream(&bin, &extra);
     let off = served(&bin, &upstream_url, false).await;
     let on = served(&bin, &upstream_url, true).await;
     drop(upstream);
@@ -323,21 +273,21 @@ async fn main() {
     writeln!(
         out,
         "| RSS after sync | {} | {} | |",
-        mib(off.rss_kib),
-        mib(on.rss_kib)
+        common::mib(off.rss_kib),
+        common::mib(on.rss_kib)
     )
     .unwrap();
     writeln!(
         out,
         "| RSS added by search | | {} | ≤ 80 MB |",
-        mib(on.rss_kib.saturating_sub(off.rss_kib))
+        common::mib(on.rss_kib.saturating_sub(off.rss_kib))
     )
     .unwrap();
     writeln!(
         out,
         "| peak RSS (VmHWM) | {} | {} | |",
-        mib(off.peak_kib),
-        mib(on.peak_kib)
+        common::mib(off.peak_kib),
+        common::mib(on.peak_kib)
     )
     .unwrap();
     writeln!(
@@ -358,13 +308,13 @@ async fn main() {
         out,
         "| sidecar binary ({}) | {} | |",
         bin.display(),
-        mib(binary / 1024)
+        common::mib(binary / 1024)
     )
     .unwrap();
     writeln!(
         out,
         "| encoder compiled in (`{ENCODER_FILE}`) | {} | ≤ 25 MB added |",
-        mib(encoder / 1024)
+        common::mib(encoder / 1024)
     )
     .unwrap();
 
