@@ -82,9 +82,11 @@ impl SearchTool {
         &self.definition
     }
 
-    /// Whether `tools/list` shows catalog tool `exposed` (all, or only pinned ones).
+    /// Whether `tools/list` shows catalog tool `exposed` (all, or only pinned ones). A
+    /// catalog tool under the search tool's own name is shadowed: never listed nor returned
+    /// (calls under that name reach the search tool).
     pub fn lists(&self, exposed: &str) -> bool {
-        !self.search_only || self.pinned.is_match(exposed)
+        exposed != self.name && (!self.search_only || self.pinned.is_match(exposed))
     }
 
     /// Runs one search call. `arguments` is the call's raw `arguments`; `visible` is the
@@ -98,7 +100,9 @@ impl SearchTool {
         let (query, limit) = self.arguments(arguments)?;
         let mut tools = String::from(r#"{"tools":["#);
         if let Some(index) = &catalog.search {
-            let hits = index.search(&query, Mode::Hybrid, limit, &visible);
+            let hits = index.search(&query, Mode::Hybrid, limit, |tool| {
+                tool != self.name && visible(tool)
+            });
             let mut first = true;
             for hit in hits {
                 // The index was built with this snapshot: every hit is one of its tools.
@@ -285,6 +289,10 @@ mod tests {
     fn search_only_lists_pinned_tools() {
         let all = tool("enabled = true");
         assert!(all.lists("t___read_file"));
+        assert!(
+            !all.lists("x_amz_bedrock_agentcore_search"),
+            "a same-named tool is shadowed"
+        );
         let deferred = tool("enabled = true\nexpose = \"search_only\"\npinned = [\"t___read_*\"]");
         assert!(deferred.lists("t___read_file"));
         assert!(!deferred.lists("t___create_issue"));
