@@ -50,7 +50,10 @@ async fn a_dual_era_upstream_is_spoken_to_at_2026_07_28_and_a_pinned_one_with_in
     let status = wait_for_state(&auto.base, "auto", "ready").await;
     assert_eq!(status["protocol_version"], MODERN, "{status}");
     let reply = call_tool(&auto.url, "auto___tool_001", json!({"text": "hi"})).await;
-    assert_eq!(reply["result"]["content"][0]["text"], "dual:tool_001:hi", "{reply}");
+    assert_eq!(
+        reply["result"]["content"][0]["text"], "dual:tool_001:hi",
+        "{reply}"
+    );
     assert_eq!(
         up.knobs.initializes.load(Ordering::SeqCst),
         0,

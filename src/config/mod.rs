@@ -7,6 +7,7 @@ mod api_target;
 mod authorizer;
 mod credentials;
 mod interpolate;
+mod search;
 mod secret;
 mod target;
 
@@ -24,6 +25,7 @@ pub use credentials::{
     ScopeSource, SigningAlgorithm, SigningScope, Sigv4Config, infer_scope,
 };
 pub use interpolate::interpolate_env;
+pub use search::{Expose, GATEWAY_SEARCH_TOOL, SearchConfig};
 pub use secret::Secret;
 pub use target::{CurationConfig, McpServerSpec, TargetConfig, TargetSpec};
 
@@ -55,6 +57,9 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
     #[serde(default)]
     pub admin: AdminConfig,
+    /// The tool-search tool (off unless `[search] enabled = true`).
+    #[serde(default)]
+    pub search: SearchConfig,
 }
 
 /// The admin endpoints (`POST /admin/sync`, `GET /admin/catalog`) on the inbound listener.
@@ -203,6 +208,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let listen = self.listen_addr()?;
         self.validate_inbound_auth()?;
+        self.search.validate()?;
         if !listen.ip().is_loopback() && self.inbound.auth_mode().is_none() {
             return Err(ConfigError::new(
                 "inbound.auth",
