@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,6 +34,7 @@ from conftest import (
     PROTOCOL,
     Proc,
     RawMcp,
+    base_of,
     free_port,
     sidecar_config,
     spawn,
@@ -91,10 +93,25 @@ def search_sidecar(logdir: Path, everything: Proc, fast: Proc, many: Proc) -> It
     )
     proc = start_sidecar(logdir, cfg + "\n" + search_section())
     try:
-        proc.extra["readyz"] = wait_ready(proc, ["everything", "fast", "many"])
+        wait_ready(proc, ["everything", "fast", "many"])
+        # A target's listing is recorded before the snapshot holding it (and its search
+        # index, which takes a while for 581 tools) is published: wait for the catalog too.
+        proc.extra["readyz"] = wait_catalog(proc, more_than=581)
         yield proc
     finally:
         proc.stop()
+
+
+def wait_catalog(proc: Proc, more_than: int, timeout: float = 60.0) -> dict[str, Any]:
+    """Polls /readyz until the published catalog holds more than `more_than` tools."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = httpx.get(base_of(proc.url) + "/readyz", timeout=2.0).json()
+        if body.get("tools", 0) > more_than:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"the catalog never held more than {more_than} tools: {body}")
 
 
 @pytest.fixture(scope="module")
