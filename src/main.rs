@@ -119,6 +119,7 @@ impl Source {
                     catalog: Default::default(),
                     targets: vec![target],
                     admin: Default::default(),
+                    search: Default::default(),
                 }
             }
             (None, None) => {
@@ -201,7 +202,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Check(source) => match source.resolve() {
             Ok(config) => {
-                print_plan(&config)?;
+                print_plan(&config).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => config_error(e),
@@ -235,6 +236,7 @@ async fn demo(listen: &str) -> anyhow::Result<ExitCode> {
         catalog: Default::default(),
         targets: vec![TargetConfig::mcp_server("demo", upstream_url)],
         admin: Default::default(),
+        search: Default::default(),
     };
     config.inbound.listen = listen.to_string();
     if let Err(e) = config.validate() {
@@ -252,7 +254,7 @@ async fn demo(listen: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_plan(config: &Config) -> anyhow::Result<()> {
+async fn print_plan(config: &Config) -> anyhow::Result<()> {
     let i = &config.inbound;
     println!("inbound:");
     println!("  listen        {} (path {})", i.listen, i.path);
@@ -335,10 +337,26 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
         };
         println!("admin:          /admin/sync, /admin/catalog ({how})");
     }
+    if config.search.enabled {
+        let s = &config.search;
+        let listing = match s.expose {
+            mcp_sidecar::config::Expose::All => "listed first, with every tool".to_string(),
+            mcp_sidecar::config::Expose::SearchOnly => format!(
+                "listed alone with pinned [{}]; every tool stays callable",
+                s.pinned.join(", ")
+            ),
+        };
+        println!("search:         tool {} ({listing})", s.tool_name);
+        println!(
+            "  ranking       BM25 + built-in static encoder (no network); limit {} (max {})",
+            s.default_limit, s.max_limit
+        );
+    }
     println!("targets:");
     for t in &config.targets {
         // Building contacts nothing; it is what `serve` would run.
-        let about = mcp_sidecar::targets::build(t)?.describe();
+        let target = mcp_sidecar::targets::build(t)?;
+        let about = target.describe();
         println!("  - {} ({}) {}", t.name, about.kind, about.endpoint);
         println!(
             "    tools exposed as {}",
@@ -384,6 +402,10 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
             t.sync_interval_secs
                 .unwrap_or(config.catalog.sync_interval_secs)
         );
+        // Kinds with a definition (OpenAPI, Smithy) load it and report what maps to tools.
+        for line in target.inspect().await {
+            println!("    {line}");
+        }
     }
     Ok(())
 }

@@ -3,9 +3,11 @@
 //! Vocabulary follows AgentCore Gateway: the sidecar has `targets`, each with a `kind` and a
 //! `credential_provider`. Every validation error names the field it is about.
 
+mod api_target;
 mod authorizer;
 mod credentials;
 mod interpolate;
+mod search;
 mod secret;
 mod target;
 
@@ -14,6 +16,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use api_target::{OpenapiSpec, OperationFilter, SmithySpec};
 pub use authorizer::{
     AuthorizerConfig, ClaimCondition, ClaimOperator, ClaimValueType, ToolRuleConfig,
 };
@@ -22,6 +25,7 @@ pub use credentials::{
     ScopeSource, SigningAlgorithm, SigningScope, Sigv4Config, infer_scope,
 };
 pub use interpolate::interpolate_env;
+pub use search::{Expose, GATEWAY_SEARCH_TOOL, SearchConfig};
 pub use secret::Secret;
 pub use target::{CurationConfig, McpServerSpec, TargetConfig, TargetSpec};
 
@@ -53,6 +57,9 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
     #[serde(default)]
     pub admin: AdminConfig,
+    /// The tool-search tool (off unless `[search] enabled = true`).
+    #[serde(default)]
+    pub search: SearchConfig,
 }
 
 /// The admin endpoints (`POST /admin/sync`, `GET /admin/catalog`) on the inbound listener.
@@ -201,6 +208,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let listen = self.listen_addr()?;
         self.validate_inbound_auth()?;
+        self.search.validate()?;
         if !listen.ip().is_loopback() && self.inbound.auth_mode().is_none() {
             return Err(ConfigError::new(
                 "inbound.auth",
@@ -430,6 +438,7 @@ mod tests {
                 assert_eq!(s.url, "http://127.0.0.1:9000/mcp");
                 assert_eq!(s.headers["X-Tenant"].expose(), "a");
             }
+            other => panic!("not an mcp_server: {other:?}"),
         }
     }
 
