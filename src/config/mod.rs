@@ -6,7 +6,9 @@
 mod authorizer;
 mod credentials;
 mod interpolate;
+mod lambda;
 mod secret;
+mod stdio;
 mod target;
 
 use std::net::SocketAddr;
@@ -22,7 +24,9 @@ pub use credentials::{
     ScopeSource, SigningAlgorithm, SigningScope, Sigv4Config, infer_scope,
 };
 pub use interpolate::interpolate_env;
+pub use lambda::LambdaSpec;
 pub use secret::Secret;
+pub use stdio::StdioSpec;
 pub use target::{CurationConfig, McpServerSpec, TargetConfig, TargetSpec};
 
 /// A configuration problem, always tied to the field that caused it.
@@ -398,12 +402,11 @@ mod tests {
             &no_env,
         )
         .unwrap();
-        match &c.targets[0].spec {
-            TargetSpec::McpServer(s) => {
-                assert_eq!(s.url, "http://127.0.0.1:9000/mcp");
-                assert_eq!(s.headers["X-Tenant"].expose(), "a");
-            }
-        }
+        let TargetSpec::McpServer(s) = &c.targets[0].spec else {
+            panic!("not an mcp_server: {:?}", c.targets[0].spec);
+        };
+        assert_eq!(s.url, "http://127.0.0.1:9000/mcp");
+        assert_eq!(s.headers["X-Tenant"].expose(), "a");
     }
 
     #[test]

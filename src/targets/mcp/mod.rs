@@ -15,6 +15,7 @@
 //! Results are never decoded: they are relayed as the raw JSON the upstream sent.
 
 pub mod sse;
+pub mod stdio;
 pub mod streamable_http;
 pub mod transport;
 
@@ -611,11 +612,11 @@ impl<T: Transport> Target for McpClient<T> {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Some(session) = self.current.swap(None) else {
-                return;
-            };
-            self.sessions.invalidate(&()).await;
-            self.transport.close(&session.wire).await;
+            if let Some(session) = self.current.swap(None) {
+                self.sessions.invalidate(&()).await;
+                self.transport.close(&session.wire).await;
+            }
+            self.transport.shutdown().await;
         })
     }
 }
