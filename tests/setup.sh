@@ -2,7 +2,8 @@
 # Installs the peers the integration tests run against (idempotent):
 #   .venv        Python MCP SDK 1.x (FastMCP upstream + 1.x client), pytest, httpx, PyJWT + cryptography (test OAuth issuer), botocore + awscrt (SigV4 checks)
 #   .venv-mcp2   Python MCP SDK 2.x (client that opens with 2026-07-28 server/discover)
-#   tests/peers/node/node_modules   server-everything + TypeScript SDK (pinned by package-lock.json)
+#   tests/peers/node/node_modules   server-everything, stdio servers server-memory and server-filesystem,
+#                                   TypeScript SDK (pinned by package-lock.json)
 #   tests/conformance/node_modules  the MCP conformance suite (pinned by package-lock.json)
 # Needs only python3 (3.10+, with venv/pip) and Node 20+ with npm.
 set -euo pipefail
@@ -67,6 +68,8 @@ done
 .venv/bin/python -c 'import mcp.server.fastmcp, mcp.client.streamable_http, pytest, httpx, jwt, cryptography.hazmat.primitives.asymmetric.ed25519, uvicorn, botocore.auth, awscrt.auth'
 .venv-mcp2/bin/python -c 'import mcp.client.streamable_http'
 (cd "$NODE_DIR" && node -e 'import("@modelcontextprotocol/sdk/client/streamableHttp.js").then(()=>0)' \
-  && test -f node_modules/@modelcontextprotocol/server-everything/dist/index.js)
+  && test -f node_modules/@modelcontextprotocol/server-everything/dist/index.js \
+  && test -f node_modules/@modelcontextprotocol/server-memory/dist/index.js \
+  && test -f node_modules/@modelcontextprotocol/server-filesystem/dist/index.js)
 node tests/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js --version >/dev/null
 echo "setup: ok ($(.venv/bin/python -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'), .venv-mcp2 $(.venv-mcp2/bin/python -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'), node $(node --version))"
