@@ -524,6 +524,21 @@ async fn list_changed_from_the_child_triggers_a_sync() {
         assert!(Instant::now() < deadline, "the new tool never appeared");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // Killed with no call in flight or coming: the change listener restarts the server and
+    // the restarted one (which never added the tool) is synced at once.
+    let server = the_server(&tag).await;
+    assert_eq!(kill(server.pid, libc::SIGKILL), 0);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while names(common::list_all(&sidecar.url).await).contains("fx___added") {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted server was not synced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let restarted = the_server(&tag).await;
+    assert_ne!(restarted.pid, server.pid);
 }
 
 #[tokio::test]

@@ -15,7 +15,8 @@
 //! next run, no sooner than the restart backoff allows: 250 ms after the end, doubling for
 //! each run that lasted under [`STABLE_RUN`], up to 30 s (the shared [`Backoff`]). A start
 //! that the backoff would push past the request's deadline fails at once instead, naming
-//! the last exit. After `shutdown` nothing starts again.
+//! the last exit. After `shutdown` nothing starts again. Each restarted run is synced as if
+//! it had announced a list change (it may be another version of the server).
 //!
 //! - [`child`]: one run (process group, reader, writer, stderr logger);
 //! - [`routing`]: requests in flight, and where each line from the server goes;
@@ -282,6 +283,11 @@ impl Transport for Stdio {
         let Ok(child) = self.live(wire.link) else {
             return Ok(StreamEnd::SessionGone);
         };
+        if child.generation > 1 {
+            // A restarted server may not list what the last one did (it crashed on a bad
+            // deploy and came back as another version): sync it as if it had said so.
+            on_message(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#);
+        }
         while let Some(message) = child.next_unsolicited().await {
             on_message(&message);
         }
