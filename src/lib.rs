@@ -31,6 +31,18 @@ pub struct Relay {
     pub page_size: usize,
     /// Runs and coalesces syncs (admin triggers go through it).
     pub syncer: Arc<Syncer>,
+    /// Seals state handed to clients (MRTR `requestState`).
+    pub sealer: Arc<inbound::sealed::Sealer>,
+    /// How long a sealed `requestState` stays valid.
+    pub request_state_ttl: Duration,
+    /// The upstream resources some client wants updates of.
+    pub resources: Arc<inbound::subscriptions::ResourceWatch>,
+    /// Calls waiting for a 2026-07-28 caller's answer to their upstream's question.
+    pub parked: Arc<inbound::bridge::ParkedCalls>,
+    /// Questions sent to legacy callers, waiting for the answers they POST back.
+    pub answers: Arc<inbound::bridge::ClientAnswers>,
+    /// What legacy sessions subscribed to (this process only).
+    pub sessions: Arc<inbound::session::SessionSubscriptions>,
 }
 
 /// A running sidecar: its address and the server task.
@@ -84,6 +96,16 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
         targets: targets.clone(),
         page_size: config.catalog.page_size,
         syncer,
+        sealer: Arc::new(inbound::sealed::Sealer::new(
+            config.inbound.state_key.as_ref(),
+        )),
+        request_state_ttl: Duration::from_secs(config.inbound.request_state_ttl_secs),
+        resources: Default::default(),
+        parked: Arc::new(inbound::bridge::ParkedCalls::new(
+            config.inbound.max_waiting_calls,
+        )),
+        answers: Default::default(),
+        sessions: Default::default(),
     });
     let auth = inbound::auth::Authenticator::new(&config.inbound)?;
     if let Some(auth) = &auth {

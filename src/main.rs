@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use mcp_sidecar::config::{AuthorizerConfig, Config, ConfigError, InboundAuth, TargetConfig};
+use mcp_sidecar::config::{
+    AuthorizerConfig, Config, ConfigError, InboundAuth, McpServerSpec, TargetConfig, TargetSpec,
+};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -57,6 +59,9 @@ struct Source {
     /// Zero-file mode: the target name (tool prefix).
     #[arg(long, env = "MCP_SIDECAR_TARGET_NAME", default_value = "upstream")]
     target_name: String,
+    /// Zero-file mode: "auto" (the newest the upstream speaks) or a version to speak exactly.
+    #[arg(long, env = "MCP_SIDECAR_PROTOCOL_VERSION", requires = "upstream_url")]
+    protocol_version: Option<String>,
     /// Listen address (overrides the config file).
     #[arg(long, env = "MCP_SIDECAR_LISTEN")]
     listen: Option<String>,
@@ -106,12 +111,20 @@ impl Source {
     fn resolve(&self) -> Result<Config, ConfigError> {
         let mut config = match (&self.config, &self.upstream_url) {
             (Some(path), _) => Config::load(path)?,
-            (None, Some(url)) => Config {
-                inbound: Default::default(),
-                catalog: Default::default(),
-                targets: vec![TargetConfig::mcp_server(&self.target_name, url)],
-                admin: Default::default(),
-            },
+            (None, Some(url)) => {
+                let spec = McpServerSpec {
+                    url: url.clone(),
+                    headers: Default::default(),
+                    protocol_version: self.protocol_version.clone(),
+                };
+                let target = TargetConfig::new(&self.target_name, TargetSpec::McpServer(spec));
+                Config {
+                    inbound: Default::default(),
+                    catalog: Default::default(),
+                    targets: vec![target],
+                    admin: Default::default(),
+                }
+            }
             (None, None) => {
                 return Err(ConfigError::new(
                     "config",
@@ -192,7 +205,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Check(source) => match source.resolve() {
             Ok(config) => {
-                print_plan(&config)?;
+                print_plan(&config).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => config_error(e),
@@ -252,7 +265,7 @@ async fn demo(listen: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_plan(config: &Config) -> anyhow::Result<()> {
+async fn print_plan(config: &Config) -> anyhow::Result<()> {
     let i = &config.inbound;
     println!("inbound:");
     println!("  listen        {} (path {})", i.listen, i.path);
@@ -338,7 +351,8 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
     println!("targets:");
     for t in &config.targets {
         // Building contacts nothing; it is what `serve` would run.
-        let about = mcp_sidecar::targets::build(t)?.describe();
+        let target = mcp_sidecar::targets::build(t)?;
+        let about = target.describe();
         println!("  - {} ({}) {}", t.name, about.kind, about.endpoint);
         println!(
             "    tools exposed as {}",
@@ -384,6 +398,10 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
             t.sync_interval_secs
                 .unwrap_or(config.catalog.sync_interval_secs)
         );
+        // Kinds with a definition (OpenAPI, Smithy) load it and report what maps to tools.
+        for line in target.inspect().await {
+            println!("    {line}");
+        }
     }
     Ok(())
 }

@@ -53,6 +53,10 @@ fn call(name: &str, arguments: Value) -> RelayRequest {
         operation: Operation::CallTool,
         name: Some(name.into()),
         params: json!({"name": name, "arguments": arguments}).to_string(),
+        meta: Default::default(),
+        client: Default::default(),
+        headers: Vec::new(),
+        bridge: None,
     }
 }
 
@@ -245,13 +249,8 @@ async fn progress_goes_to_its_own_caller_with_its_own_token() {
         let target = target.clone();
         async move {
             let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-            let request = RelayRequest {
-                operation: Operation::CallTool,
-                name: Some("progress".into()),
-                params: json!({"name": "progress", "arguments": {"steps": steps},
-                    "_meta": {"progressToken": "same"}})
-                .to_string(),
-            };
+            let mut request = call("progress", json!({"steps": steps}));
+            request.meta.insert("progressToken".into(), json!("same"));
             let reply = target.relay(request, Some(tx)).await.unwrap();
             let mut notes = Vec::new();
             while let Ok(n) = rx.try_recv() {

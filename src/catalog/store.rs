@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use super::persist::StateDir;
-use super::{Catalog, Contribution, Curation, naming};
+use super::{Catalog, Contribution, Curation, Events, naming};
 use crate::config::Config;
 use crate::targets::{Description, Listing, Target, TargetError};
 
@@ -73,6 +73,8 @@ pub struct CatalogStore {
     state: Option<StateDir>,
     /// Serializes rebuilds so two syncs finishing together cannot publish out of order.
     rebuild: Mutex<()>,
+    /// What changed, for listeners.
+    pub events: Events,
 }
 
 impl CatalogStore {
@@ -105,6 +107,7 @@ impl CatalogStore {
             min_kept_fraction: config.catalog.min_kept_fraction,
             state: config.catalog.state_dir.clone().map(StateDir::new),
             rebuild: Mutex::new(()),
+            events: Events::default(),
         })
     }
 
@@ -232,7 +235,21 @@ impl CatalogStore {
             resources = catalog.resources.len(),
             "catalog published"
         );
-        self.current.store(Arc::new(catalog));
+        let before = self.current.swap(Arc::new(catalog));
+        self.events
+            .publish_differences(&before, &self.current.load());
+    }
+
+    /// The exposed URI of target `index`'s resource `uri` (the collision form when another
+    /// target listed the same URI first).
+    pub fn exposed_uri(&self, index: usize, uri: &str) -> String {
+        let catalog = self.snapshot();
+        match catalog.resources.lookup(uri) {
+            Some(entry) if entry.target != index => {
+                super::collision_uri(&self.slots[index].name, uri)
+            }
+            _ => uri.to_string(),
+        }
     }
 
     /// Ready once any target has definitions (synced or restored): from then on

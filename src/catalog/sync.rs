@@ -13,9 +13,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
-use super::CatalogStore;
+use super::{CatalogEvent, CatalogStore};
 use crate::backoff::{Backoff, Jitter, jitter};
-use crate::targets::{FailureKind, Target, TargetError};
+use crate::targets::{Change, FailureKind, Target, TargetError};
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 
@@ -26,8 +26,17 @@ pub struct SyncPlan {
     pub deadline: Duration,
 }
 
+/// Bits of [`TargetSync::announced`]: which lists the upstream said changed.
+const TOOLS: u8 = 1;
+const PROMPTS: u8 = 2;
+const RESOURCES: u8 = 4;
+
 struct TargetSync {
     plan: SyncPlan,
+    /// Lists the upstream announced as changed since the last sync started: once a sync
+    /// has picked the change up, listeners hear of it even if the listing came out the
+    /// same (the upstream said so; a client lists again and loses nothing).
+    announced: std::sync::atomic::AtomicU8,
     running: tokio::sync::Mutex<()>,
     completed: AtomicU64,
     last_outcome: Mutex<Result<(), String>>,
@@ -47,6 +56,7 @@ impl Syncer {
                 .into_iter()
                 .map(|plan| TargetSync {
                     plan,
+                    announced: std::sync::atomic::AtomicU8::new(0),
                     running: tokio::sync::Mutex::new(()),
                     completed: AtomicU64::new(0),
                     last_outcome: Mutex::new(Err("not synced yet".into())),
@@ -65,7 +75,7 @@ impl Syncer {
             let target = self.targets[index].plan.target.clone();
             tokio::spawn(async move {
                 target
-                    .watch_changes(Box::new(move || this.wake(index)))
+                    .watch_changes(Box::new(move |change| this.changed(index, change)))
                     .await;
             });
         }
@@ -80,10 +90,44 @@ impl Syncer {
             // A sync finished while this trigger waited: share its outcome.
             return t.last_outcome.lock().unwrap().clone();
         }
+        let announced = t.announced.swap(0, Ordering::SeqCst);
         let outcome = sync_once(&self.store, &t.plan).await;
+        if outcome.is_ok() {
+            for (bit, event) in [
+                (TOOLS, CatalogEvent::ToolsChanged),
+                (PROMPTS, CatalogEvent::PromptsChanged),
+                (RESOURCES, CatalogEvent::ResourcesChanged),
+            ] {
+                if announced & bit != 0 {
+                    self.store.events.publish(event);
+                }
+            }
+        } else {
+            t.announced.fetch_or(announced, Ordering::SeqCst);
+        }
         *t.last_outcome.lock().unwrap() = outcome.clone();
         t.completed.fetch_add(1, Ordering::SeqCst);
         outcome
+    }
+
+    /// What target `index` announced: a list change means "sync soon".
+    fn changed(&self, index: usize, change: Change) {
+        let bit = match change {
+            Change::Tools => TOOLS,
+            Change::Prompts => PROMPTS,
+            Change::Resources => RESOURCES,
+            Change::ResourceUpdated(uri) => {
+                let exposed = self.store.exposed_uri(index, &uri);
+                self.store
+                    .events
+                    .publish(CatalogEvent::ResourceUpdated(exposed));
+                return;
+            }
+        };
+        self.targets[index]
+            .announced
+            .fetch_or(bit, Ordering::SeqCst);
+        self.wake(index);
     }
 
     /// Asks target `index`'s loop to sync soon (e.g. the upstream said its list changed).

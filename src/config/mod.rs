@@ -3,6 +3,7 @@
 //! Vocabulary follows AgentCore Gateway: the sidecar has `targets`, each with a `kind` and a
 //! `credential_provider`. Every validation error names the field it is about.
 
+mod api_target;
 mod authorizer;
 mod credentials;
 mod interpolate;
@@ -16,6 +17,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use api_target::{OpenapiSpec, OperationFilter, SmithySpec};
 pub use authorizer::{
     AuthorizerConfig, ClaimCondition, ClaimOperator, ClaimValueType, ToolRuleConfig,
 };
@@ -90,6 +92,14 @@ pub struct InboundConfig {
     pub tool_rules: Vec<ToolRuleConfig>,
     /// This endpoint's canonical URI for RFC 9728 metadata; default: from the request's Host.
     pub resource: Option<String>,
+    /// Seals state handed to clients (MRTR `requestState`): at least 32 bytes. Unset: a
+    /// random key per process, so replicas behind one load balancer need a shared one.
+    pub state_key: Option<Secret>,
+    /// How long a sealed `requestState` stays valid (the time a user has to answer).
+    pub request_state_ttl_secs: u64,
+    /// Calls held in memory while a 2026-07-28 caller answers what a legacy upstream asked
+    /// mid-call; beyond it such questions are refused.
+    pub max_waiting_calls: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -119,6 +129,9 @@ impl Default for InboundConfig {
             authorizers: Vec::new(),
             tool_rules: Vec::new(),
             resource: None,
+            state_key: None,
+            request_state_ttl_secs: 600,
+            max_waiting_calls: 256,
         }
     }
 }
@@ -293,6 +306,22 @@ impl Config {
         for (i, r) in inbound.tool_rules.iter().enumerate() {
             r.validate(&format!("inbound.tool_rules[{i}]"))?;
         }
+        if inbound
+            .state_key
+            .as_ref()
+            .is_some_and(|k| k.expose().len() < 32)
+        {
+            return Err(ConfigError::new(
+                "inbound.state_key",
+                "must be at least 32 bytes (e.g. `openssl rand -base64 32`)",
+            ));
+        }
+        if inbound.request_state_ttl_secs == 0 {
+            return Err(ConfigError::new(
+                "inbound.request_state_ttl_secs",
+                "must be at least 1",
+            ));
+        }
         if let Some(resource) = &inbound.resource {
             url::Url::parse(resource)
                 .map_err(|e| ConfigError::new("inbound.resource", format!("not a URL: {e}")))?;
@@ -402,11 +431,13 @@ mod tests {
             &no_env,
         )
         .unwrap();
-        let TargetSpec::McpServer(s) = &c.targets[0].spec else {
-            panic!("not an mcp_server: {:?}", c.targets[0].spec);
-        };
-        assert_eq!(s.url, "http://127.0.0.1:9000/mcp");
-        assert_eq!(s.headers["X-Tenant"].expose(), "a");
+        match &c.targets[0].spec {
+            TargetSpec::McpServer(s) => {
+                assert_eq!(s.url, "http://127.0.0.1:9000/mcp");
+                assert_eq!(s.headers["X-Tenant"].expose(), "a");
+            }
+            other => panic!("not an mcp_server: {other:?}"),
+        }
     }
 
     #[test]

@@ -11,10 +11,11 @@
 //! ```
 //!
 //! Before deserializing, [`nest_kind_keys`] moves `kind` and every key that is not common
-//! into `spec = { <kind> = { … } }`, so the typed config is a plain struct with an
+//! into `kind_spec = { <kind> = { … } }` ([`NESTED_KEY`], a name no kind uses: `openapi` has
+//! a `spec` key of its own), so the typed config is a plain struct with an
 //! externally tagged enum: serde then checks each kind's keys on their own
 //! (`deny_unknown_fields` per kind) and the field path of an error stays exact
-//! (`targets[0].spec.mcp_server.url`, which [`display_path`] prints as `targets[0].url`).
+//! (`targets[0].kind_spec.mcp_server.url`, which [`display_path`] prints as `targets[0].url`).
 //! A new kind is one enum arm with its own struct here.
 
 use std::borrow::Cow;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::api_target::{OpenapiSpec, SmithySpec};
 use super::lambda::LambdaSpec;
 use super::stdio::StdioSpec;
 use super::{ConfigError, CredentialProviderConfig, Secret, Sigv4Config, validate_header};
@@ -32,6 +34,7 @@ use super::{ConfigError, CredentialProviderConfig, Secret, Sigv4Config, validate
 pub struct TargetConfig {
     pub name: String,
     /// What the target is and how to reach it: `kind` and that kind's own keys.
+    #[serde(rename = "kind_spec")]
     pub spec: TargetSpec,
     #[serde(default = "default_true")]
     pub prefix_tools: bool,
@@ -79,6 +82,10 @@ pub enum TargetSpec {
     Stdio(StdioSpec),
     /// An AWS Lambda function with declared tools, invoked as AgentCore Gateway invokes it.
     Lambda(LambdaSpec),
+    /// A REST API described by an OpenAPI document: one tool per operation.
+    Openapi(OpenapiSpec),
+    /// An AWS service described by a Smithy model: one tool per operation, SigV4-signed.
+    Smithy(SmithySpec),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +96,9 @@ pub struct McpServerSpec {
     /// Static headers sent on every request, e.g. `{ "X-Tenant" = "${TENANT}" }`.
     #[serde(default)]
     pub headers: BTreeMap<String, Secret>,
+    /// `"auto"` (default: the newest the upstream speaks, probing with `server/discover`)
+    /// or one protocol version to speak exactly.
+    pub protocol_version: Option<String>,
 }
 
 impl TargetSpec {
@@ -98,6 +108,8 @@ impl TargetSpec {
             TargetSpec::McpServer(_) => "mcp_server",
             TargetSpec::Stdio(_) => "stdio",
             TargetSpec::Lambda(_) => "lambda",
+            TargetSpec::Openapi(_) => "openapi",
+            TargetSpec::Smithy(_) => "smithy",
         }
     }
 
@@ -108,6 +120,21 @@ impl TargetSpec {
             TargetSpec::McpServer(s) => url::Url::parse(&s.url).ok(),
             TargetSpec::Stdio(_) => None,
             TargetSpec::Lambda(s) => s.endpoint().and_then(|e| url::Url::parse(&e).ok()),
+            TargetSpec::Openapi(s) => s.base_url.as_deref().and_then(|u| url::Url::parse(u).ok()),
+            TargetSpec::Smithy(_) => None,
+        }
+    }
+
+    /// Whether the kind sends HTTP requests (so credentials apply) even when [`Self::endpoint`]
+    /// is known only once its definition is loaded (an OpenAPI document's servers, a Smithy
+    /// model's endpoint prefix and signing name).
+    pub fn sends_http(&self) -> bool {
+        match self {
+            TargetSpec::McpServer(_)
+            | TargetSpec::Lambda(_)
+            | TargetSpec::Openapi(_)
+            | TargetSpec::Smithy(_) => true,
+            TargetSpec::Stdio(_) => false,
         }
     }
 
@@ -155,10 +182,13 @@ impl TargetSpec {
                     validate_header(name, value.expose())
                         .map_err(|p| ConfigError::new(at(&format!("headers.{name}")), p))?;
                 }
-                Ok(())
+                validate_protocol_version(s.protocol_version.as_deref())
+                    .map_err(|p| ConfigError::new(at("protocol_version"), p))
             }
             TargetSpec::Stdio(s) => s.validate(at),
             TargetSpec::Lambda(s) => s.validate(at),
+            TargetSpec::Openapi(s) => s.validate(at),
+            TargetSpec::Smithy(s) => s.validate(at),
         }
     }
 }
@@ -233,6 +263,7 @@ impl TargetConfig {
             TargetSpec::McpServer(McpServerSpec {
                 url: url.into(),
                 headers: BTreeMap::new(),
+                protocol_version: None,
             }),
         )
     }
@@ -304,7 +335,9 @@ impl TargetConfig {
             .credentials(&self.credential_provider)
             .map_err(|p| ConfigError::new(at("credential_provider"), p))?;
         match self.spec.endpoint() {
-            Some(endpoint) => provider.validate(&endpoint).map_err(credentials)?,
+            Some(endpoint) => provider.validate(Some(&endpoint)).map_err(credentials)?,
+            // The endpoint comes with the definition: the SigV4 scope is resolved then.
+            None if self.spec.sends_http() => provider.validate(None).map_err(credentials)?,
             None if !matches!(*provider, CredentialProviderConfig::None) => {
                 return Err(ConfigError::new(
                     at("credential_provider"),
@@ -316,7 +349,31 @@ impl TargetConfig {
             }
             None => {}
         }
+        if matches!(self.spec, TargetSpec::Smithy(_))
+            && !matches!(
+                self.credential_provider,
+                CredentialProviderConfig::None | CredentialProviderConfig::Sigv4(_)
+            )
+        {
+            return Err(ConfigError::new(
+                at("credential_provider"),
+                "a `smithy` target always signs with SigV4: leave it out (the default AWS \
+                 credential chain) or use type = \"sigv4\"",
+            ));
+        }
         Ok(())
+    }
+}
+
+/// `"auto"` or a version the sidecar speaks.
+fn validate_protocol_version(setting: Option<&str>) -> Result<(), String> {
+    match setting {
+        None | Some("auto") => Ok(()),
+        Some(v) if crate::protocol::SUPPORTED_VERSIONS.contains(&v) => Ok(()),
+        Some(v) => Err(format!(
+            "`{v}` is not \"auto\" nor a version the sidecar speaks ({})",
+            crate::protocol::SUPPORTED_VERSIONS.join(", ")
+        )),
     }
 }
 
@@ -342,8 +399,12 @@ fn validate_target_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Where [`nest_kind_keys`] puts `kind` and the kind's keys (the serde name of
+/// [`TargetConfig::spec`]).
+const NESTED_KEY: &str = "kind_spec";
+
 /// Rewrites each flat `[[targets]]` table into the nested shape [`TargetConfig`] reads:
-/// `kind` and every key that is not one of the common keys move to `spec.<kind>`.
+/// `kind` and every key that is not one of the common keys move to `kind_spec.<kind>`.
 pub(super) fn nest_kind_keys(raw: &mut toml::Value) -> Result<(), ConfigError> {
     let Some(targets) = raw.get_mut("targets").and_then(toml::Value::as_array_mut) else {
         return Ok(()); // absent, or not a list: serde says so with the right path
@@ -353,9 +414,9 @@ pub(super) fn nest_kind_keys(raw: &mut toml::Value) -> Result<(), ConfigError> {
         let Some(table) = target.as_table_mut() else {
             continue;
         };
-        if table.contains_key("spec") {
+        if table.contains_key(NESTED_KEY) {
             return Err(ConfigError::new(
-                format!("targets[{i}].spec"),
+                format!("targets[{i}].{NESTED_KEY}"),
                 "is not a target key (write the kind's keys beside `kind`)",
             ));
         }
@@ -386,18 +447,18 @@ pub(super) fn nest_kind_keys(raw: &mut toml::Value) -> Result<(), ConfigError> {
         }
         let mut tagged = toml::Table::new();
         tagged.insert(kind, toml::Value::Table(spec));
-        table.insert("spec".into(), toml::Value::Table(tagged));
+        table.insert(NESTED_KEY.into(), toml::Value::Table(tagged));
     }
     Ok(())
 }
 
-/// A serde field path as the user wrote it: `targets[0].spec.mcp_server.url` is
-/// `targets[0].url`, and an unknown kind (`targets[0].spec`) is `targets[0].kind`.
+/// A serde field path as the user wrote it: `targets[0].kind_spec.mcp_server.url` is
+/// `targets[0].url`, and an unknown kind (`targets[0].kind_spec`) is `targets[0].kind`.
 pub(super) fn display_path(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     let mut parts = path.split('.').peekable();
     while let Some(part) = parts.next() {
-        if part == "spec" && out.last().is_some_and(|p| p.starts_with("targets[")) {
+        if part == NESTED_KEY && out.last().is_some_and(|p| p.starts_with("targets[")) {
             match parts.next() {
                 Some(_kind) => continue,
                 None => {
@@ -468,14 +529,18 @@ mod tests {
     #[test]
     fn paths_read_as_written() {
         assert_eq!(
-            display_path("targets[2].spec.mcp_server.url"),
+            display_path("targets[2].kind_spec.mcp_server.url"),
             "targets[2].url"
         );
         assert_eq!(
-            display_path("targets[0].spec.mcp_server.headers.X"),
+            display_path("targets[0].kind_spec.mcp_server.headers.X"),
             "targets[0].headers.X"
         );
-        assert_eq!(display_path("targets[0].spec"), "targets[0].kind");
+        assert_eq!(display_path("targets[0].kind_spec"), "targets[0].kind");
+        assert_eq!(
+            display_path("targets[1].kind_spec.openapi.spec"),
+            "targets[1].spec"
+        );
         assert_eq!(
             display_path("targets[0].request_timeout_ms"),
             "targets[0].request_timeout_ms"
@@ -492,7 +557,7 @@ mod tests {
         nest_kind_keys(&mut raw).unwrap();
         let t = &raw["targets"][0];
         assert_eq!(
-            t["spec"]["mcp_server"]["url"].as_str(),
+            t["kind_spec"]["mcp_server"]["url"].as_str(),
             Some("http://x/mcp")
         );
         assert_eq!(t["max_retries"].as_integer(), Some(1));

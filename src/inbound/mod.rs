@@ -2,9 +2,20 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bridge;
+pub mod carry;
+pub mod framing;
 pub mod guard;
 pub mod handler;
 pub mod jsonrpc;
+pub mod lifecycle;
+pub mod listing;
+pub mod mrtr;
+pub mod params;
+pub mod relay;
+pub mod sealed;
+pub mod session;
+pub mod subscriptions;
 pub mod version;
 
 use std::sync::Arc;
@@ -20,8 +31,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use self::auth::{AuthError, Authenticator, WELL_KNOWN};
+use self::framing::{Accepts, respond};
 use self::guard::HostGuard;
-use self::handler::Accepts;
 use self::jsonrpc::{INVALID_REQUEST, Incoming, RpcError, UNAUTHORIZED};
 use crate::Relay;
 use crate::config::{AdminConfig, InboundConfig};
@@ -62,9 +73,7 @@ pub fn router(
     let router = router
         .route(
             &config.path,
-            post(mcp_post)
-                .get(method_not_allowed)
-                .delete(method_not_allowed),
+            post(mcp_post).get(mcp_get).delete(method_not_allowed),
         )
         .route("/ping", get(ping))
         .route("/healthz", get(healthz))
@@ -81,7 +90,7 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
     if let Err(reason) = inbound.guard.check(&headers) {
         tracing::warn!("refused a request: {reason}");
         let error = RpcError::new(INVALID_REQUEST, reason).with_status(StatusCode::FORBIDDEN);
-        return unread_body(handler::respond(error.status, error.body(None), accepts));
+        return unread_body(respond(error.status, error.body(None), accepts));
     }
     let caller = match &inbound.auth {
         None => None,
@@ -93,12 +102,18 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
     let bytes = match read_body(body, &headers, inbound.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(error) => {
-            return unread_body(handler::respond(error.status, error.body(None), accepts));
+            return unread_body(respond(error.status, error.body(None), accepts));
         }
     };
     match jsonrpc::parse(&bytes) {
-        Err((error, id)) => handler::respond(error.status, error.body(id.as_deref()), accepts),
+        Err((error, id)) => respond(error.status, error.body(id.as_deref()), accepts),
         Ok(Incoming::NoReply) => StatusCode::ACCEPTED.into_response(),
+        Ok(Incoming::Response) => {
+            if !inbound.relay.answers.deliver(&bytes) {
+                tracing::debug!("a client answered a question nobody waits for (late or unknown)");
+            }
+            StatusCode::ACCEPTED.into_response()
+        }
         Ok(Incoming::Request(request)) => {
             let gate = handler::Gate {
                 rules: inbound.auth.as_deref().map(|a| &a.rules),
@@ -116,6 +131,29 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
             }
         }
     }
+}
+
+/// GET on the MCP path: the event stream of a legacy session this sidecar issued (list
+/// changes, resource updates); anyone else gets 405, as a stateless endpoint answers.
+async fn mcp_get(State(inbound): State<Arc<Inbound>>, headers: HeaderMap) -> Response {
+    let accepts = Accepts::from_headers(&headers);
+    let Some((_, session)) = session::ClientSession::of_request(&inbound.relay.sealer, &headers)
+    else {
+        return method_not_allowed().await;
+    };
+    if let Err(reason) = inbound.guard.check(&headers) {
+        let error = RpcError::new(INVALID_REQUEST, reason).with_status(StatusCode::FORBIDDEN);
+        return respond(error.status, error.body(None), accepts);
+    }
+    if let Some(auth) = &inbound.auth
+        && let Err(error) = auth.authenticate(&headers).await
+    {
+        return auth_failure(auth, &headers, &error, accepts);
+    }
+    if !accepts.sse {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    }
+    subscriptions::legacy_stream(&inbound.relay, session.nonce)
 }
 
 /// Marks an answer given before the request body was read. The server then cannot reuse
@@ -142,7 +180,7 @@ fn auth_failure(
     let body = RpcError::new(UNAUTHORIZED, error.message())
         .with_status(error.status())
         .body(None);
-    let mut response = handler::respond(error.status(), body, accepts);
+    let mut response = respond(error.status(), body, accepts);
     if let Ok(value) = http::HeaderValue::from_str(&auth.challenge(headers, error)) {
         response
             .headers_mut()
@@ -228,6 +266,7 @@ async fn readyz(State(inbound): State<Arc<Inbound>>) -> Response {
             "resources": catalog.resources.len(),
             "normalized": catalog.normalized,
             "collisions": catalog.collisions,
+            "rejected": catalog.rejected,
             "targets": store.statuses(),
         }),
     )

@@ -10,14 +10,19 @@
 //! - [`http`]: authorized HTTP sending with throttling retries and credential refresh, for
 //!   every kind that speaks HTTP;
 //! - [`credentials`]: outbound credentials (static headers, API keys, SigV4/SigV4a, OAuth);
-//! - [`bounded`]: the per-target concurrency bound, applied once around any kind here.
+//! - [`bounded`]: the per-target concurrency bound, applied once around any kind here;
+//! - [`api`]: tools derived from an API definition, shared by [`openapi`] (OpenAPI 3.0/3.1
+//!   documents) and [`smithy`] (Smithy models of AWS services).
 
+pub mod api;
 pub mod bounded;
 pub mod credentials;
 pub mod error;
 pub mod http;
 pub mod lambda;
 pub mod mcp;
+pub mod openapi;
+pub mod smithy;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,8 +42,18 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// JSON-RPC messages, while the call is in flight.
 pub type NotificationSink = tokio::sync::mpsc::Sender<Bytes>;
 
-/// Called when an upstream announces a list change.
-pub type ChangeCallback = Box<dyn Fn() + Send + Sync>;
+/// What an upstream announced outside any request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Tools,
+    Prompts,
+    Resources,
+    /// `notifications/resources/updated` for this URI (the upstream's own).
+    ResourceUpdated(String),
+}
+
+/// Called when an upstream announces a change.
+pub type ChangeCallback = Box<dyn Fn(Change) + Send + Sync>;
 
 /// What a sync learns from a target: definitions exactly as the upstream sent them.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -92,8 +107,43 @@ pub struct RelayRequest {
     /// The upstream's own name of the tool or prompt, or the resource URI (none for
     /// completions and log levels).
     pub name: Option<String>,
-    /// The params object to send, with the upstream's own name or URI in it.
+    /// The params object to send, with the upstream's own name or URI in it and without
+    /// `_meta` (see `meta`).
     pub params: String,
+    /// The caller's own `_meta` entries (progress token, vendor keys); the protocol's keys
+    /// are in `client`.
+    pub meta: Map<String, Value>,
+    /// Who is asking, in protocol terms.
+    pub client: ClientContext,
+    /// Headers an HTTP transport sends with it: 2026-07-28's `Mcp-Param-*` mirrors of
+    /// annotated arguments (see `protocol::param_headers`).
+    pub headers: Vec<(String, String)>,
+    /// Who answers what a legacy upstream asks the client mid-call (sampling, elicitation,
+    /// roots); without one such requests are refused at once.
+    pub bridge: Option<Arc<dyn ClientBridge>>,
+}
+
+/// Carries a request an upstream sends its client mid-call to the sidecar's own caller.
+pub trait ClientBridge: Send + Sync + std::fmt::Debug {
+    /// The caller's answer to `method` (`sampling/createMessage`, `elicitation/create`,
+    /// `roots/list`): `Ok(result)` or `Err(error object)`, both raw JSON.
+    fn ask<'a>(
+        &'a self,
+        method: &'a str,
+        params: Option<&'a RawValue>,
+    ) -> BoxFuture<'a, Result<Box<RawValue>, Box<RawValue>>>;
+}
+
+/// What the relay knows of the calling client that an upstream may need to know too.
+#[derive(Debug, Clone, Default)]
+pub struct ClientContext {
+    /// What the caller can answer mid-call (`sampling`, `elicitation`, `roots`), as it
+    /// declared it; `None` when it declared nothing the relay could see.
+    pub capabilities: Option<Map<String, Value>>,
+    /// The log level a 2026-07-28 caller asked for; without one it gets no log messages.
+    pub log_level: Option<String>,
+    /// The caller speaks 2026-07-28 or later.
+    pub modern: bool,
 }
 
 /// What `check` and `/readyz` say about a target.
@@ -125,6 +175,20 @@ pub trait Target: Send + Sync {
     /// Calls `on_change` whenever the upstream announces that its tools, prompts or
     /// resources changed; runs until the upstream cannot announce anything (then returns).
     fn watch_changes(&self, on_change: ChangeCallback) -> BoxFuture<'_, ()>;
+    /// What `check` reports beyond the config, one line each: kinds that derive their tools
+    /// from a definition (an OpenAPI document, a Smithy model) load it and say what became a
+    /// tool and what could not, per operation. A method of its own because it does I/O,
+    /// which `build` and `describe` never do. Default: nothing.
+    fn inspect(&self) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(std::future::ready(Vec::new()))
+    }
+
+    /// The upstream resource URIs some client wants updates of (the whole set, replacing
+    /// the last): the target subscribes upstream as its protocol allows, and updates come
+    /// back through `watch_changes`. Kinds without resource updates ignore it.
+    fn watch_resources(&self, _uris: Vec<String>) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Builds a target from its config. Nothing is contacted or started here (`check` builds
@@ -134,6 +198,8 @@ pub fn build(config: &TargetConfig) -> anyhow::Result<Arc<dyn Target>> {
         TargetSpec::McpServer(spec) => Box::new(mcp::streamable_http::target(config, spec)?),
         TargetSpec::Stdio(spec) => Box::new(mcp::stdio::target(config, spec)?),
         TargetSpec::Lambda(spec) => Box::new(lambda::LambdaTarget::new(config, spec)?),
+        TargetSpec::Openapi(spec) => Box::new(openapi::target(config, spec)),
+        TargetSpec::Smithy(spec) => Box::new(smithy::target(config, spec)),
     };
     Ok(Arc::new(bounded::Bounded::new(target, config)))
 }

@@ -77,7 +77,8 @@ const deadline = setTimeout(() => {
 deadline.unref();
 
 main().then(
-  () => process.exit(0),
+  // Exit once stdout is flushed: a pipe takes large outputs in several writes.
+  () => process.stdout.write("", () => process.exit(0)),
   (e) => {
     process.stderr.write(`ts_client: ${e?.stack ?? e}\n`);
     process.exit(1);

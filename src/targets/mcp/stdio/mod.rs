@@ -35,9 +35,11 @@ use tokio::time::Instant;
 
 use self::child::{Child, Counters, Launch, StdioReplies};
 use super::McpClient;
+use super::session::Negotiation;
 use super::transport::{Outgoing, StreamEnd, Transport, Wire};
 use crate::backoff::{Backoff, Jitter};
 use crate::config::{StdioSpec, TargetConfig};
+use crate::protocol::LATEST_WITH_INITIALIZE;
 use crate::targets::{Description, FailureKind, TargetError};
 
 /// A run that lasted at least this long resets the restart backoff.
@@ -45,9 +47,15 @@ pub const STABLE_RUN: Duration = Duration::from_secs(10);
 const RESTART_FIRST: Duration = Duration::from_millis(250);
 const RESTART_MAX: Duration = Duration::from_secs(30);
 
-/// A `stdio` target: the MCP client over a child process's stdin and stdout.
+/// A `stdio` target: the MCP client over a child process's stdin and stdout. It speaks the
+/// handshake versions (`initialize`): the stdio servers in use today answer nothing else, and
+/// a process is a session here, so there is nothing to probe for.
 pub fn target(config: &TargetConfig, spec: &StdioSpec) -> anyhow::Result<McpClient<Stdio>> {
-    Ok(McpClient::new(config, Stdio::new(config, spec)))
+    Ok(McpClient::new(
+        config,
+        Stdio::new(config, spec),
+        Negotiation::Pinned(LATEST_WITH_INITIALIZE),
+    ))
 }
 
 pub struct Stdio {
@@ -246,10 +254,17 @@ impl Transport for Stdio {
     }
 
     async fn send(&self, out: Outgoing<'_, u64>) -> Result<(u64, StdioReplies), TargetError> {
-        let prepared = routing::prepare(out.body)
+        let prepared = routing::prepare(out.body, Some(out.id))
             .map_err(|e| self.error(FailureKind::BadResponse, format!("{}: {e}", out.method)))?;
         let child = match out.wire {
             None => self.start(out.deadline).await?,
+            // Link 0 is "no session": this transport opens none without `initialize`.
+            Some(wire) if wire.link == 0 => {
+                return Err(self.error(
+                    FailureKind::SessionExpired,
+                    format!("{}: a stdio session starts with initialize", out.method),
+                ));
+            }
             Some(wire) => self.live(wire.link)?,
         };
         let replies = child.request(prepared, out.method).await?;
@@ -263,7 +278,7 @@ impl Transport for Stdio {
         _deadline: Instant,
         what: &str,
     ) -> Result<(), TargetError> {
-        let prepared = routing::prepare(body)
+        let prepared = routing::prepare(body, None)
             .map_err(|e| self.error(FailureKind::BadResponse, format!("{what}: {e}")))?;
         let child = match wire {
             Some(wire) => self.live(wire.link)?,

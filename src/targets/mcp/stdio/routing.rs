@@ -218,8 +218,8 @@ pub fn classify(line: &[u8]) -> Incoming {
     }
 }
 
-/// A request ready for the pipe: its id, the line to write, and the caller's progress
-/// token when it asked for progress.
+/// A message ready for the pipe: its id (none for a notification or an answer to the
+/// server), the line to write, and the caller's progress token when it asked for progress.
 #[derive(Debug)]
 pub struct Outgoing {
     pub id: Option<u64>,
@@ -227,11 +227,9 @@ pub struct Outgoing {
     pub caller_token: Option<Value>,
 }
 
-/// Reads the id of an outgoing message, swaps a `_meta.progressToken` for that id, and
-/// makes sure the message is one line (JSON allows newlines only between tokens, where a
-/// space means the same).
-pub fn prepare(body: Bytes) -> Result<Outgoing, String> {
-    let id = outgoing_id(&body)?;
+/// Swaps a request's `_meta.progressToken` for its id `id`, and makes sure the message is one
+/// line (JSON allows newlines only between tokens, where a space means the same).
+pub fn prepare(body: Bytes, id: Option<u64>) -> Result<Outgoing, String> {
     let mut caller_token = None;
     let mut line = body;
     if let Some(id) = id
@@ -261,42 +259,6 @@ pub fn prepare(body: Bytes) -> Result<Outgoing, String> {
         line,
         caller_token,
     })
-}
-
-/// The numeric id of an outgoing message (none for a notification). The MCP client writes
-/// `{"jsonrpc":"2.0","id":N,…` so that prefix is read directly; anything else is parsed.
-fn outgoing_id(body: &[u8]) -> Result<Option<u64>, String> {
-    const PREFIX: &[u8] = br#"{"jsonrpc":"2.0","id":"#;
-    if let Some(rest) = body.strip_prefix(PREFIX) {
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits > 0
-            && rest[digits..].starts_with(br#","method":"#)
-            && let Ok(id) = std::str::from_utf8(&rest[..digits]).unwrap_or("").parse()
-        {
-            return Ok(Some(id));
-        }
-    }
-    #[derive(Deserialize)]
-    struct Peek {
-        #[serde(default)]
-        id: Option<Value>,
-        #[serde(default)]
-        result: Option<serde::de::IgnoredAny>,
-        #[serde(default)]
-        error: Option<serde::de::IgnoredAny>,
-    }
-    let peek: Peek = serde_json::from_slice(body)
-        .map_err(|e| format!("the outgoing message is not JSON: {e}"))?;
-    if peek.result.is_some() || peek.error.is_some() {
-        return Ok(None); // our answer to a server's request: its id is the server's
-    }
-    match peek.id {
-        None => Ok(None),
-        Some(id) => id
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| format!("outgoing request id {id} is not a number")),
-    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -345,7 +307,7 @@ mod tests {
         let body = Bytes::from_static(
             br#"{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":"abc"}}}"#,
         );
-        let out = prepare(body).unwrap();
+        let out = prepare(body, Some(17)).unwrap();
         assert_eq!(out.id, Some(17));
         assert_eq!(out.caller_token, Some(Value::from("abc")));
         let sent: Value = serde_json::from_slice(&out.line).unwrap();
@@ -366,22 +328,17 @@ mod tests {
 
     #[test]
     fn outgoing_messages_become_one_line() {
-        let out = prepare(Bytes::from_static(
-            b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\n  \"name\": \"x\"\r\n}}",
-        ))
+        let out = prepare(
+            Bytes::from_static(
+                b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\n  \"name\": \"x\"\r\n}}",
+            ),
+            Some(5),
+        )
         .unwrap();
-        assert_eq!(out.id, Some(5));
         assert!(!out.line.contains(&b'\n') && !out.line.contains(&b'\r'));
-        let notification = prepare(Bytes::from_static(
-            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        ))
-        .unwrap();
-        assert_eq!(notification.id, None);
-        let answer = prepare(Bytes::from_static(
-            br#"{"jsonrpc":"2.0","id":4,"error":{"code":-32601,"message":"no"}}"#,
-        ))
-        .unwrap();
-        assert_eq!(answer.id, None, "an answer to the server carries its id");
+        let parsed: Value = serde_json::from_slice(&out.line).unwrap();
+        assert_eq!(parsed["params"]["name"], "x");
+        assert_eq!(out.caller_token, None);
     }
 
     #[test]
