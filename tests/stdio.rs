@@ -209,9 +209,8 @@ async fn the_demo_server_over_stdio_relays_many_concurrent_calls() {
     // slow call does not hold back the fast ones.
     let slow = {
         let target = target.clone();
-        tokio::spawn(async move { target.relay(call("sleep", json!({"ms": 1500})), None).await })
+        tokio::spawn(async move { target.relay(call("sleep", json!({"ms": 5000})), None).await })
     };
-    let started = Instant::now();
     let calls = (0..200).map(|i| {
         let target = target.clone();
         async move {
@@ -226,11 +225,10 @@ async fn the_demo_server_over_stdio_relays_many_concurrent_calls() {
         assert_eq!(sum, Some(f64::from(i + 1000)));
     }
     assert!(
-        started.elapsed() < Duration::from_millis(1500),
-        "fast calls waited for the slow one: {:?}",
-        started.elapsed()
+        !slow.is_finished(),
+        "the fast calls waited for the slow one"
     );
-    assert!(text_of(slow.await.unwrap().unwrap()).contains("slept 1500"));
+    assert!(text_of(slow.await.unwrap().unwrap()).contains("slept 5000"));
     target.close().await;
 }
 
@@ -409,7 +407,7 @@ async fn a_crash_loop_backs_off_and_says_so() {
         "{errors:#?}"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(8),
         "{:?}",
         started.elapsed()
     );
@@ -564,6 +562,8 @@ async fn sidecar_shutdown_stops_the_server_and_its_children() {
             .spawn()
             .unwrap(),
     ));
+    // No waiting for the listening line: once the server process exists the sidecar's
+    // SIGTERM handler does too (it is installed before any target starts).
     let server = the_server(&tag).await;
     assert!(
         eventually(Duration::from_secs(10), || group(server.pid).len() == 2).await,
