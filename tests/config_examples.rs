@@ -79,23 +79,33 @@ fn check_accepts_every_example_and_prints_the_plan() {
     }
 }
 
-/// `check` on the AWS example shows how each target signs and where each part came from.
-#[test]
-fn check_shows_the_signing_scope_of_aws_targets() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/aws-upstreams.toml");
+/// `mcp-sidecar check` on an example (from the repository root, with stand-ins for its
+/// `${VAR}`s); panics unless it succeeds. Returns what it printed.
+fn check_example(example: &str) -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(example);
     let text = std::fs::read_to_string(&file).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-sidecar"));
-    command.arg("check").arg("--config").arg(&file);
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("check")
+        .arg("--config")
+        .arg(&file);
     for var in referenced_vars(&text) {
         command.env(&var, example_env(&var).unwrap());
     }
     let out = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{}",
+        "{example}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `check` on the AWS example shows how each target signs and where each part came from.
+#[test]
+fn check_shows_the_signing_scope_of_aws_targets() {
+    let stdout = check_example("config/aws-upstreams.toml");
     for shown in [
         "sigv4 (service aws-mcp from the URL, region us-east-1 from the URL",
         "sigv4 (service bedrock-agentcore from the URL, region us-west-2 from the URL",
@@ -173,24 +183,7 @@ fn check_describes_stdio_and_lambda_targets() {
             ][..],
         ),
     ] {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(example);
-        let text = std::fs::read_to_string(&file).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-sidecar"));
-        command
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .arg("check")
-            .arg("--config")
-            .arg(&file);
-        for var in referenced_vars(&text) {
-            command.env(&var, example_env(&var).unwrap());
-        }
-        let out = command.output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{example}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = check_example(example);
         for line in shown {
             assert!(stdout.contains(line), "`{line}` not in:\n{stdout}");
         }

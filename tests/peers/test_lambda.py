@@ -17,9 +17,8 @@ import anyio
 import httpx
 import pytest
 from mcp import ClientSession
-from mcp.client.streamable_http import streamablehttp_client
 
-from conftest import FIXTURES, NODE_DIR, Proc, RawMcp, base_of, sidecar_config, spawn, start_sidecar, toml_str, wait_ready
+from conftest import FIXTURES, NODE_DIR, Proc, RawMcp, base_of, sdk_session, sidecar_config, spawn, start_sidecar, toml_str, wait_ready
 
 AKID = "AKIDLAMBDATEST01"
 SECRET = "lambdaSecretKey/with+slashes=="
@@ -135,13 +134,6 @@ def lambda_sidecar(logdir: Path, fake_lambda: FakeLambda, tmp_path_factory: pyte
         yield proc
     finally:
         proc.stop()
-
-
-async def sdk_session(url: str, fn):
-    async with streamablehttp_client(url, timeout=30, sse_read_timeout=60) as (read, write, _):
-        async with ClientSession(read, write) as session:
-            await session.initialize()
-            return await fn(session)
 
 
 def sdk_call(url: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -20,9 +20,8 @@ import anyio
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamablehttp_client
 
-from conftest import FIXTURES, NODE_DIR, Proc, RawMcp, sidecar_config, start_sidecar, toml_str, wait_ready
+from conftest import FIXTURES, NODE_DIR, Proc, RawMcp, sdk_session, sidecar_config, start_sidecar, toml_str, wait_ready
 
 MODULES = NODE_DIR / "node_modules" / "@modelcontextprotocol"
 MEMORY_JS = MODULES / "server-memory" / "dist" / "index.js"
@@ -119,13 +118,6 @@ def stdio_sidecar(logdir: Path, workdir: Path) -> Iterator[Proc]:
         yield proc
     finally:
         proc.stop()
-
-
-async def sdk_session(url: str, fn):
-    async with streamablehttp_client(url, timeout=30, sse_read_timeout=60) as (read, write, _):
-        async with ClientSession(read, write) as session:
-            await session.initialize()
-            return await fn(session)
 
 
 async def direct_tools(command: str, args: list[str], env: dict[str, str] | None = None) -> list[dict[str, Any]]:
