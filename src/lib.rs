@@ -43,6 +43,8 @@ pub struct Relay {
     pub answers: Arc<inbound::bridge::ClientAnswers>,
     /// What legacy sessions subscribed to (this process only).
     pub sessions: Arc<inbound::session::SessionSubscriptions>,
+    /// The tool-search tool, when `[search]` is enabled.
+    pub search: Option<inbound::search::SearchTool>,
 }
 
 /// A running sidecar: its address and the server task.
@@ -109,6 +111,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
         )),
         answers: Default::default(),
         sessions: Default::default(),
+        search: inbound::search::SearchTool::new(&config.search)?,
     });
     let auth = inbound::auth::Authenticator::new(&config.inbound)?;
     if let Some(auth) = &auth {

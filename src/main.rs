@@ -123,6 +123,7 @@ impl Source {
                     catalog: Default::default(),
                     targets: vec![target],
                     admin: Default::default(),
+                    search: Default::default(),
                 }
             }
             (None, None) => {
@@ -248,6 +249,7 @@ async fn demo(listen: &str) -> anyhow::Result<ExitCode> {
         catalog: Default::default(),
         targets: vec![TargetConfig::mcp_server("demo", upstream_url)],
         admin: Default::default(),
+        search: Default::default(),
     };
     config.inbound.listen = listen.to_string();
     if let Err(e) = config.validate() {
@@ -347,6 +349,21 @@ async fn print_plan(config: &Config) -> anyhow::Result<()> {
             "loopback callers only"
         };
         println!("admin:          /admin/sync, /admin/catalog ({how})");
+    }
+    if config.search.enabled {
+        let s = &config.search;
+        let listing = match s.expose {
+            mcp_sidecar::config::Expose::All => "listed first, with every tool".to_string(),
+            mcp_sidecar::config::Expose::SearchOnly => format!(
+                "listed alone with pinned [{}]; every tool stays callable",
+                s.pinned.join(", ")
+            ),
+        };
+        println!("search:         tool {} ({listing})", s.tool_name);
+        println!(
+            "  ranking       BM25 + built-in static encoder (no network); limit {} (max {})",
+            s.default_limit, s.max_limit
+        );
     }
     println!("targets:");
     for t in &config.targets {

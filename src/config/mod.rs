@@ -8,6 +8,7 @@ mod authorizer;
 mod credentials;
 mod interpolate;
 mod lambda;
+mod search;
 mod secret;
 mod stdio;
 mod target;
@@ -27,6 +28,7 @@ pub use credentials::{
 };
 pub use interpolate::interpolate_env;
 pub use lambda::LambdaSpec;
+pub use search::{Expose, GATEWAY_SEARCH_TOOL, SearchConfig};
 pub use secret::Secret;
 pub use stdio::StdioSpec;
 pub use target::{CurationConfig, McpServerSpec, TargetConfig, TargetSpec};
@@ -59,6 +61,9 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
     #[serde(default)]
     pub admin: AdminConfig,
+    /// The tool-search tool (off unless `[search] enabled = true`).
+    #[serde(default)]
+    pub search: SearchConfig,
 }
 
 /// The admin endpoints (`POST /admin/sync`, `GET /admin/catalog`) on the inbound listener.
@@ -207,6 +212,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let listen = self.listen_addr()?;
         self.validate_inbound_auth()?;
+        self.search.validate()?;
         if !listen.ip().is_loopback() && self.inbound.auth_mode().is_none() {
             return Err(ConfigError::new(
                 "inbound.auth",

@@ -32,6 +32,23 @@ impl Gate<'_> {
         }
     }
 
+    /// Whether the caller may call tool `name`: a hidden tool is answered exactly like an
+    /// unknown one; missing scopes are a 403 challenge.
+    pub fn admit(&self, name: &str) -> Result<(), Failure> {
+        match self.access(name) {
+            ToolAccess::Allowed => Ok(()),
+            ToolAccess::Hidden => Err(RpcError::new(
+                super::jsonrpc::INVALID_PARAMS,
+                format!("unknown tool `{name}`"),
+            )
+            .with_data(serde_json::json!({ "tool": name }))
+            .into()),
+            ToolAccess::MissingScopes(needed) => {
+                Err(Failure::Auth(AuthError::InsufficientScope(needed)))
+            }
+        }
+    }
+
     /// Who a sealed request state is bound to: the token's issuer and subject (or client
     /// id); `None` without inbound auth.
     pub fn principal(&self) -> Option<String> {
@@ -156,7 +173,18 @@ async fn dispatch(call: Call<'_>) -> Result<Answer, Failure> {
         "prompts/list" => listing::prompts(&call),
         "resources/list" => listing::resources(&call),
         "resources/templates/list" => Ok(listing::templates(&call)),
-        "tools/call" => relay::call_tool(call).await,
+        "tools/call" => match call.relay.search.as_ref() {
+            Some(search) if call.name.as_deref() == Some(search.name()) => {
+                call.gate.admit(search.name())?;
+                let gate = call.gate;
+                let visible = |tool: &str| gate.access(tool) == ToolAccess::Allowed;
+                let arguments = call.params.members.get("arguments").map(|a| &**a);
+                let result = search.call(&call.relay.store.snapshot(), arguments, visible)?;
+                let result = lifecycle::with_result_type(result, call.version.modern);
+                Ok(Answer::ok(super::jsonrpc::result_body(call.id, &result)))
+            }
+            _ => relay::call_tool(call).await,
+        },
         "prompts/get" => relay::get_prompt(call).await,
         "resources/read" => relay::read_resource(call).await,
         "completion/complete" => relay::complete(call).await,

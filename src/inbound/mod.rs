@@ -14,6 +14,7 @@ pub mod mrtr;
 pub mod params;
 pub mod relay;
 pub mod sealed;
+pub mod search;
 pub mod session;
 pub mod subscriptions;
 pub mod version;

@@ -10,8 +10,6 @@ use http::StatusCode;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::auth::AuthError;
-use super::auth::rules::ToolAccess;
 use super::carry;
 use super::handler::{Answer, Call, Failure};
 use super::jsonrpc::{
@@ -362,13 +360,7 @@ pub async fn call_tool(call: Call<'_>) -> Result<Answer, Failure> {
         RpcError::new(INVALID_PARAMS, format!("unknown tool `{name}`"))
             .with_data(json!({ "tool": name }))
     };
-    match call.gate.access(&name) {
-        ToolAccess::Allowed => {}
-        ToolAccess::Hidden => return Err(unknown().into()),
-        ToolAccess::MissingScopes(needed) => {
-            return Err(Failure::Auth(AuthError::InsufficientScope(needed)));
-        }
-    }
+    call.gate.admit(&name)?;
     if let Some(arguments) = call.params.members.get("arguments")
         && !arguments.get().starts_with('{')
     {

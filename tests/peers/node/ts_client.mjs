@@ -67,7 +67,9 @@ async function main() {
     calls,
   };
   await client.close();
-  process.stdout.write(JSON.stringify(out) + "\n");
+  // Wait for the write to drain: process.exit() right after a large write to a pipe cuts it
+  // off at the pipe's buffer size (64 KiB).
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(out) + "\n", resolve));
 }
 
 const deadline = setTimeout(() => {
