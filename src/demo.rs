@@ -2,7 +2,8 @@
 //! so the sidecar can be tried with no AWS account and no network.
 //!
 //! Also used by the benchmarks as the "fast upstream" and by `--extra-tools N` to make a
-//! large catalog.
+//! large catalog; `--stdio` serves it over stdin and stdout (a stdio server for the stdio
+//! target's tests and benchmark).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -220,6 +221,16 @@ pub async fn serve(
         )
         .await
     }
+}
+
+/// Serves the demo upstream over stdin and stdout (MCP's stdio transport) until stdin ends.
+pub async fn serve_stdio(extra_tools: usize) -> anyhow::Result<()> {
+    use rmcp::ServiceExt;
+    let running = DemoServer::new(extra_tools)
+        .serve(rmcp::transport::stdio())
+        .await?;
+    running.waiting().await?;
+    Ok(())
 }
 
 async fn serve_with<M: SessionManager>(

@@ -41,6 +41,10 @@ enum Command {
         /// Add N synthetic tools (tool_00000 …).
         #[arg(long, default_value_t = 0)]
         extra_tools: usize,
+        /// Serve MCP over stdin and stdout instead of HTTP (a stdio server; `--listen` and
+        /// `--stateless` do not apply).
+        #[arg(long)]
+        stdio: bool,
     },
 }
 
@@ -209,9 +213,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Demo { listen } => demo(&listen).await,
         Command::DemoUpstream {
+            extra_tools,
+            stdio: true,
+            ..
+        } => {
+            mcp_sidecar::demo::serve_stdio(extra_tools).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DemoUpstream {
             listen,
             stateless,
             extra_tools,
+            stdio: false,
         } => {
             let listener = TcpListener::bind(&listen).await?;
             mcp_sidecar::announce(&format!("http://{}/mcp", listener.local_addr()?));

@@ -79,23 +79,33 @@ fn check_accepts_every_example_and_prints_the_plan() {
     }
 }
 
-/// `check` on the AWS example shows how each target signs and where each part came from.
-#[test]
-fn check_shows_the_signing_scope_of_aws_targets() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/aws-upstreams.toml");
+/// `mcp-sidecar check` on an example (from the repository root, with stand-ins for its
+/// `${VAR}`s); panics unless it succeeds. Returns what it printed.
+fn check_example(example: &str) -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(example);
     let text = std::fs::read_to_string(&file).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-sidecar"));
-    command.arg("check").arg("--config").arg(&file);
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("check")
+        .arg("--config")
+        .arg(&file);
     for var in referenced_vars(&text) {
         command.env(&var, example_env(&var).unwrap());
     }
     let out = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{}",
+        "{example}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `check` on the AWS example shows how each target signs and where each part came from.
+#[test]
+fn check_shows_the_signing_scope_of_aws_targets() {
+    let stdout = check_example("config/aws-upstreams.toml");
     for shown in [
         "sigv4 (service aws-mcp from the URL, region us-east-1 from the URL",
         "sigv4 (service bedrock-agentcore from the URL, region us-west-2 from the URL",
@@ -148,4 +158,38 @@ fn check_rejects_a_bad_config_with_exit_2_and_the_field() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("inbound.auth"));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `check` describes the stdio and lambda kinds: what runs or is invoked, and with which
+/// credentials (never a secret).
+#[test]
+fn check_describes_stdio_and_lambda_targets() {
+    for (example, shown) in [
+        (
+            "config/stdio-servers.toml",
+            &[
+                "memory (stdio) npx -y @modelcontextprotocol/server-memory",
+                "notes (stdio) python3 -m notes_server (in /opt/notes-server)",
+                "credentials   none (environment: PATH, HOME and a few harmless variables, plus NOTES_DB_PASSWORD set by the config; values not shown)",
+            ][..],
+        ),
+        (
+            "config/lambda-functions.toml",
+            &[
+                "orders (lambda) https://lambda.us-east-1.amazonaws.com/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Aorder-tools/invocations (function arn:aws:lambda:us-east-1:123456789012:function:order-tools, region us-east-1)",
+                "sigv4 (service lambda from config, region us-east-1 from config",
+                "weather (lambda) https://lambda.eu-west-1.amazonaws.com/2015-03-31/functions/weather-tools%3Alive/invocations",
+                "sigv4 (service lambda from config, region eu-west-1 from config; credentials from assume role arn:aws:iam::210987654321:role/weather-invoker with the default chain",
+            ][..],
+        ),
+    ] {
+        let stdout = check_example(example);
+        for line in shown {
+            assert!(stdout.contains(line), "`{line}` not in:\n{stdout}");
+        }
+        assert!(
+            !stdout.contains("example-notes_db_password"),
+            "env values are never printed:\n{stdout}"
+        );
+    }
 }

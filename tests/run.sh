@@ -3,7 +3,8 @@
 #   1. installs the test peers (tests/setup.sh, idempotent)
 #   2. cargo build (debug: target/debug/mcp-sidecar is what the peer tests run)
 #   3. cargo test --all-targets
-#   4. pytest tests/peers (real MCP peers: Python SDK 1.x/2.x, TypeScript SDK, server-everything, FastMCP)
+#   4. pytest tests/peers (real MCP peers: Python SDK 1.x/2.x, TypeScript SDK, server-everything, FastMCP,
+#      stdio servers server-memory/server-filesystem/FastMCP, a fake Lambda Invoke endpoint)
 #   5. the MCP conformance suites through the sidecar (tests/conformance/run.sh: the stable suite
 #      and the newest with --requirements 2026-07-28); it fails when a scenario passes against the
 #      fixture alone but not through the sidecar and that suite's expected-failures list does not

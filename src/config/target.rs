@@ -18,13 +18,16 @@
 //! (`targets[0].kind_spec.mcp_server.url`, which [`display_path`] prints as `targets[0].url`).
 //! A new kind is one enum arm with its own struct here.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::api_target::{OpenapiSpec, SmithySpec};
-use super::{ConfigError, CredentialProviderConfig, Secret, validate_header};
+use super::lambda::LambdaSpec;
+use super::stdio::StdioSpec;
+use super::{ConfigError, CredentialProviderConfig, Secret, Sigv4Config, validate_header};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +78,10 @@ pub struct TargetConfig {
 pub enum TargetSpec {
     /// An MCP server over streamable HTTP (JSON or SSE answers, stateful or stateless).
     McpServer(McpServerSpec),
+    /// A local MCP server the sidecar runs, over its stdin and stdout.
+    Stdio(StdioSpec),
+    /// An AWS Lambda function with declared tools, invoked as AgentCore Gateway invokes it.
+    Lambda(LambdaSpec),
     /// A REST API described by an OpenAPI document: one tool per operation.
     Openapi(OpenapiSpec),
     /// An AWS service described by a Smithy model: one tool per operation, SigV4-signed.
@@ -99,6 +106,8 @@ impl TargetSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             TargetSpec::McpServer(_) => "mcp_server",
+            TargetSpec::Stdio(_) => "stdio",
+            TargetSpec::Lambda(_) => "lambda",
             TargetSpec::Openapi(_) => "openapi",
             TargetSpec::Smithy(_) => "smithy",
         }
@@ -109,6 +118,8 @@ impl TargetSpec {
     pub fn endpoint(&self) -> Option<url::Url> {
         match self {
             TargetSpec::McpServer(s) => url::Url::parse(&s.url).ok(),
+            TargetSpec::Stdio(_) => None,
+            TargetSpec::Lambda(s) => s.endpoint().and_then(|e| url::Url::parse(&e).ok()),
             TargetSpec::Openapi(s) => s.base_url.as_deref().and_then(|u| url::Url::parse(u).ok()),
             TargetSpec::Smithy(_) => None,
         }
@@ -119,8 +130,39 @@ impl TargetSpec {
     /// model's endpoint prefix and signing name).
     pub fn sends_http(&self) -> bool {
         match self {
-            TargetSpec::McpServer(_) | TargetSpec::Openapi(_) | TargetSpec::Smithy(_) => true,
+            TargetSpec::McpServer(_)
+            | TargetSpec::Lambda(_)
+            | TargetSpec::Openapi(_)
+            | TargetSpec::Smithy(_) => true,
+            TargetSpec::Stdio(_) => false,
         }
+    }
+
+    /// The credential provider the kind actually uses, given the configured one: Lambda's
+    /// Invoke API always takes SigV4 (service `lambda`, the function's region), so `none`
+    /// there means SigV4 with the default credential chain, as a Gateway's IAM role would.
+    pub fn credentials<'a>(
+        &self,
+        configured: &'a CredentialProviderConfig,
+    ) -> Result<Cow<'a, CredentialProviderConfig>, String> {
+        let TargetSpec::Lambda(lambda) = self else {
+            return Ok(Cow::Borrowed(configured));
+        };
+        let mut sigv4 = match configured {
+            CredentialProviderConfig::None => Sigv4Config::default(),
+            CredentialProviderConfig::Sigv4(c) => c.clone(),
+            _ => {
+                return Err(
+                    "a lambda target signs with SigV4: use type = \"sigv4\" (or leave credential_provider out)"
+                        .into(),
+                );
+            }
+        };
+        sigv4.service.get_or_insert_with(|| "lambda".into());
+        if sigv4.region.is_none() {
+            sigv4.region = lambda.region();
+        }
+        Ok(Cow::Owned(CredentialProviderConfig::Sigv4(sigv4)))
     }
 
     /// Checks what types cannot. `at` turns a key into its field path.
@@ -143,6 +185,8 @@ impl TargetSpec {
                 validate_protocol_version(s.protocol_version.as_deref())
                     .map_err(|p| ConfigError::new(at("protocol_version"), p))
             }
+            TargetSpec::Stdio(s) => s.validate(at),
+            TargetSpec::Lambda(s) => s.validate(at),
             TargetSpec::Openapi(s) => s.validate(at),
             TargetSpec::Smithy(s) => s.validate(at),
         }
@@ -286,17 +330,15 @@ impl TargetConfig {
         let credentials = |(field, problem): (String, String)| {
             ConfigError::new(at(&format!("credential_provider{field}")), problem)
         };
+        let provider = self
+            .spec
+            .credentials(&self.credential_provider)
+            .map_err(|p| ConfigError::new(at("credential_provider"), p))?;
         match self.spec.endpoint() {
-            Some(endpoint) => self
-                .credential_provider
-                .validate(Some(&endpoint))
-                .map_err(credentials)?,
+            Some(endpoint) => provider.validate(Some(&endpoint)).map_err(credentials)?,
             // The endpoint comes with the definition: the SigV4 scope is resolved then.
-            None if self.spec.sends_http() => self
-                .credential_provider
-                .validate(None)
-                .map_err(credentials)?,
-            None if !matches!(self.credential_provider, CredentialProviderConfig::None) => {
+            None if self.spec.sends_http() => provider.validate(None).map_err(credentials)?,
+            None if !matches!(*provider, CredentialProviderConfig::None) => {
                 return Err(ConfigError::new(
                     at("credential_provider"),
                     format!(

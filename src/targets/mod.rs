@@ -4,7 +4,9 @@
 //! one arm in [`build`] (and one [`TargetSpec`] arm in the config):
 //!
 //! - [`mcp`]: an MCP client (session lifecycle, pagination, change stream) generic over a
-//!   transport; `mcp_server` targets use it over streamable HTTP;
+//!   transport; `mcp_server` targets use it over streamable HTTP, `stdio` targets over a
+//!   child process's stdin and stdout;
+//! - [`lambda`]: `lambda` targets, AWS Lambda functions invoked as AgentCore Gateway does;
 //! - [`http`]: authorized HTTP sending with throttling retries and credential refresh, for
 //!   every kind that speaks HTTP;
 //! - [`credentials`]: outbound credentials (static headers, API keys, SigV4/SigV4a, OAuth);
@@ -17,6 +19,7 @@ pub mod bounded;
 pub mod credentials;
 pub mod error;
 pub mod http;
+pub mod lambda;
 pub mod mcp;
 pub mod openapi;
 pub mod smithy;
@@ -193,6 +196,8 @@ pub trait Target: Send + Sync {
 pub fn build(config: &TargetConfig) -> anyhow::Result<Arc<dyn Target>> {
     let target: Box<dyn Target> = match &config.spec {
         TargetSpec::McpServer(spec) => Box::new(mcp::streamable_http::target(config, spec)?),
+        TargetSpec::Stdio(spec) => Box::new(mcp::stdio::target(config, spec)?),
+        TargetSpec::Lambda(spec) => Box::new(lambda::LambdaTarget::new(config, spec)?),
         TargetSpec::Openapi(spec) => Box::new(openapi::target(config, spec)),
         TargetSpec::Smithy(spec) => Box::new(smithy::target(config, spec)),
     };

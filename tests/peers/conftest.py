@@ -467,3 +467,14 @@ def sidecar_tools(sidecar: Proc) -> list[dict[str, Any]]:
     with RawMcp(sidecar.url) as c:
         c.initialize()
         return c.list_tools()
+
+
+async def sdk_session(url: str, fn: Callable[[Any], Any]) -> Any:
+    """Runs `fn(session)` in an initialized Python SDK 1.x client session to `url`."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    async with streamablehttp_client(url, timeout=30, sse_read_timeout=60) as (read, write, _):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            return await fn(session)

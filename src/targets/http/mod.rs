@@ -306,6 +306,13 @@ impl HttpSender {
         note: &str,
     ) -> TargetError {
         let status = response.status();
+        // AWS names the error in a header (`ThrottlingException`, `TooManyRequestsException`).
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(|t| format!("{}: ", t.split(':').next().unwrap_or(t)))
+            .unwrap_or_default();
         let body = read_quote(&mut response).await;
         let hint = match status.as_u16() {
             401 | 403 => " (credentials rejected)".to_string(),
@@ -316,7 +323,7 @@ impl HttpSender {
         };
         self.error(
             FailureKind::HttpStatus(status.as_u16()),
-            format!("{what} → {status}{hint}: {body}"),
+            format!("{what} → {status}{hint}: {error_type}{body}"),
         )
     }
 

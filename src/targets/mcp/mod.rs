@@ -20,6 +20,7 @@ mod listing;
 pub mod params;
 pub mod session;
 pub mod sse;
+pub mod stdio;
 pub mod streamable_http;
 pub mod transport;
 
@@ -471,13 +472,13 @@ impl<T: Transport> Target for McpClient<T> {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Some(session) = self.current.swap(None) else {
-                return;
-            };
-            self.sessions.invalidate(&()).await;
-            if !session.wire.is_modern() {
-                self.transport.close(&session.wire).await;
+            if let Some(session) = self.current.swap(None) {
+                self.sessions.invalidate(&()).await;
+                if !session.wire.is_modern() {
+                    self.transport.close(&session.wire).await;
+                }
             }
+            self.transport.shutdown().await;
         })
     }
 }

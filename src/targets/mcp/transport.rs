@@ -111,4 +111,11 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Ends the session at shutdown. Best effort.
     fn close(&self, wire: &Wire<Self::Link>) -> impl Future<Output = ()> + Send;
+
+    /// Releases whatever the transport holds beyond any session, at shutdown, and starts
+    /// nothing afterwards (stdio: a process that never completed `initialize` has no
+    /// session to close, yet must not outlive the sidecar). Called after `close`.
+    fn shutdown(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
