@@ -57,7 +57,7 @@ struct TargetSlot {
     inner: Mutex<SlotState>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct SlotState {
     listing: Option<Arc<Listing>>,
     restored: bool,
@@ -136,6 +136,33 @@ impl CatalogStore {
             tracing::info!(targets = restored, dir = %state.path().display(), "restored saved catalogs");
             self.republish();
         }
+    }
+
+    /// Takes over what `previous` (the store of the generation being replaced by a reload)
+    /// knows of each target with the same name and upstream identity: its listing and sync
+    /// status. Those targets' tools stay published without a gap.
+    pub fn adopt(&self, previous: &CatalogStore) {
+        let mut adopted = 0;
+        for slot in &self.slots {
+            let Some(old) = previous
+                .slots
+                .iter()
+                .find(|o| o.name == slot.name && o.fingerprint == slot.fingerprint)
+            else {
+                continue;
+            };
+            let state = old.inner.lock().unwrap().clone();
+            *slot.inner.lock().unwrap() = state;
+            adopted += 1;
+        }
+        if adopted > 0 {
+            self.republish();
+        }
+    }
+
+    /// When target `index` last synced successfully (or its restored listing was saved).
+    pub fn last_good_sync(&self, index: usize) -> Option<SystemTime> {
+        self.slots[index].inner.lock().unwrap().last_success
     }
 
     /// Records a sync outcome for target `index`. A success replaces that target's

@@ -5,6 +5,11 @@
 //! target coalesce: whoever arrives while a sync runs gets that sync's outcome (single
 //! flight). After a failure the next attempt comes sooner, with a doubling, jittered backoff
 //! capped at the interval, so a target that comes up late is picked up quickly.
+//!
+//! A syncer belongs to one generation of the config (see `live.rs`): [`Syncer::stop`] ends
+//! its loops when a reload replaces it. The wake-up of each target ([`SyncPlan::wake`]) is
+//! kept with the target across generations, so the target's change watch reaches the loop
+//! of whichever generation is current.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +29,11 @@ pub struct SyncPlan {
     pub target: Arc<dyn Target>,
     pub interval: Duration,
     pub deadline: Duration,
+    /// Notified when the upstream announces a list change (or to sync soon).
+    pub wake: Arc<Notify>,
+    /// How long the loop waits before its first sync (a target carried over from the
+    /// previous generation is not re-synced before its interval is due).
+    pub first_wait: Duration,
 }
 
 struct TargetSync {
@@ -31,12 +41,12 @@ struct TargetSync {
     running: tokio::sync::Mutex<()>,
     completed: AtomicU64,
     last_outcome: Mutex<Result<(), String>>,
-    wake: Notify,
 }
 
 pub struct Syncer {
     store: Arc<CatalogStore>,
     targets: Vec<TargetSync>,
+    loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Syncer {
@@ -50,24 +60,25 @@ impl Syncer {
                     running: tokio::sync::Mutex::new(()),
                     completed: AtomicU64::new(0),
                     last_outcome: Mutex::new(Err("not synced yet".into())),
-                    wake: Notify::new(),
                 })
                 .collect(),
+            loops: Mutex::new(Vec::new()),
         })
     }
 
-    /// Starts every target's loop and its change watch.
+    /// Starts every target's loop.
     pub fn start(self: &Arc<Self>) {
+        let mut loops = self.loops.lock().unwrap();
         for index in 0..self.targets.len() {
             let this = self.clone();
-            tokio::spawn(async move { this.run(index).await });
-            let this = self.clone();
-            let target = self.targets[index].plan.target.clone();
-            tokio::spawn(async move {
-                target
-                    .watch_changes(Box::new(move || this.wake(index)))
-                    .await;
-            });
+            loops.push(tokio::spawn(async move { this.run(index).await }));
+        }
+    }
+
+    /// Ends every target's loop (a sync in progress is abandoned; its target is untouched).
+    pub fn stop(&self) {
+        for handle in self.loops.lock().unwrap().drain(..) {
+            handle.abort();
         }
     }
 
@@ -88,11 +99,7 @@ impl Syncer {
 
     /// Asks target `index`'s loop to sync soon (e.g. the upstream said its list changed).
     pub fn wake(&self, index: usize) {
-        tracing::info!(
-            target_name = self.targets[index].plan.target.name(),
-            "upstream list changed; syncing"
-        );
-        self.targets[index].wake.notify_one();
+        self.targets[index].plan.wake.notify_one();
     }
 
     pub fn len(&self) -> usize {
@@ -106,6 +113,12 @@ impl Syncer {
     async fn run(&self, index: usize) {
         let t = &self.targets[index];
         let mut backoff = Backoff::new(FIRST_RETRY, t.plan.interval, Jitter::Spread);
+        if !t.plan.first_wait.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(t.plan.first_wait) => {}
+                _ = t.plan.wake.notified() => {}
+            }
+        }
         loop {
             let wait = match self.sync_now(index).await {
                 Ok(()) => {
@@ -119,7 +132,7 @@ impl Syncer {
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = t.wake.notified() => {}
+                _ = t.plan.wake.notified() => {}
             }
         }
     }

@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use super::{ConfigError, CredentialProviderConfig, Secret, validate_header};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     pub name: String,
@@ -67,14 +67,14 @@ pub struct TargetConfig {
 }
 
 /// The kinds of target, each with its own keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetSpec {
     /// An MCP server over streamable HTTP (JSON or SSE answers, stateful or stateless).
     McpServer(McpServerSpec),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpServerSpec {
     /// `http://` or `https://` endpoint.
@@ -124,7 +124,7 @@ impl TargetSpec {
 }
 
 /// Per-target curation of the upstream's tools (names are the upstream's own).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CurationConfig {
     /// Only tools matching one of these globs are exposed (empty: all).
