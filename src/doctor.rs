@@ -157,11 +157,12 @@ async fn clock_skew(url: &str, timeout: Duration) -> Result<Result<Duration, Dur
         .build()
         .map_err(|e| e.to_string())?;
     let sent = SystemTime::now();
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("unreachable: {}", e.without_url()))?;
+    let response = client.get(url).send().await.map_err(|e| {
+        let cause = std::error::Error::source(&e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        format!("unreachable: {}{cause}", e.without_url())
+    })?;
     let received = SystemTime::now();
     let date = response
         .headers()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the peers the integration tests run against (idempotent):
-#   .venv        Python MCP SDK 1.x (FastMCP upstream + 1.x client), pytest, httpx, PyJWT + cryptography (test OAuth issuer), botocore + awscrt (SigV4 checks)
+#   .venv        Python MCP SDK 1.x (FastMCP upstream + 1.x client), pytest, httpx, PyJWT + cryptography (test OAuth issuer), botocore + awscrt (SigV4 checks), prometheus-client (metrics parser), opentelemetry-proto (OTLP receiver)
 #   .venv-mcp2   Python MCP SDK 2.x (client that opens with 2026-07-28 server/discover)
 #   tests/peers/node/node_modules   server-everything + TypeScript SDK (pinned by package-lock.json)
 #   tests/conformance/node_modules  the MCP conformance suite (pinned by package-lock.json)
@@ -14,7 +14,7 @@ PY="${PYTHON:-python3}"
 PIP_FLAGS=(--disable-pip-version-check --quiet --no-input)
 
 # Requirements are spelled here (not in a file) so the stamp below changes with them.
-REQ_V1=("mcp>=1.27,<2" "pytest>=8,<10" "pytest-timeout>=2.3,<3" "httpx>=0.27,<1" "pyjwt[crypto]>=2.8,<3" "botocore>=1.34,<2" "awscrt>=0.20,<1")
+REQ_V1=("mcp>=1.27,<2" "pytest>=8,<10" "pytest-timeout>=2.3,<3" "httpx>=0.27,<1" "pyjwt[crypto]>=2.8,<3" "botocore>=1.34,<2" "awscrt>=0.20,<1" "prometheus-client==0.26.0" "opentelemetry-proto==1.45.2")
 REQ_V2=("mcp>=2,<3")
 
 make_venv() { # dir, requirements...
@@ -64,7 +64,7 @@ for dir in "$NODE_DIR" tests/conformance; do
 done
 
 # Sanity: the peers actually import / resolve.
-.venv/bin/python -c 'import mcp.server.fastmcp, mcp.client.streamable_http, pytest, httpx, jwt, cryptography.hazmat.primitives.asymmetric.ed25519, uvicorn, botocore.auth, awscrt.auth'
+.venv/bin/python -c 'import mcp.server.fastmcp, mcp.client.streamable_http, pytest, httpx, jwt, cryptography.hazmat.primitives.asymmetric.ed25519, uvicorn, botocore.auth, awscrt.auth, prometheus_client.parser, opentelemetry.proto.collector.trace.v1.trace_service_pb2'
 .venv-mcp2/bin/python -c 'import mcp.client.streamable_http'
 (cd "$NODE_DIR" && node -e 'import("@modelcontextprotocol/sdk/client/streamableHttp.js").then(()=>0)' \
   && test -f node_modules/@modelcontextprotocol/server-everything/dist/index.js)

@@ -180,7 +180,7 @@ impl HttpSender {
             })?;
         if !span.is_none() {
             let status = response.status().as_u16();
-            span.record("http.response.status_code", status);
+            span.record("http.response.status_code", i64::from(status));
             if status >= 400 {
                 trace::record_error(&span, &status.to_string());
             }
