@@ -2,10 +2,13 @@
 #
 # mcp-sidecar container image.
 #
-# Build for both architectures (each platform compiles with its own native
-# toolchain; under buildx the foreign one runs emulated, so no cross-compiler
-# is involved):
+# Build for both architectures:
 #   docker buildx build --platform linux/arm64,linux/amd64 -t mcp-sidecar .
+# The builder stage runs on the build machine's own platform ($BUILDPLATFORM)
+# and compiles for $TARGETARCH with .ci/cross-build.sh: natively for the same
+# architecture, otherwise as a cross-compile with Debian's cross gcc and the
+# target's Rust standard library (no rustc under emulation). The same script
+# builds the arm64 binary that .ci/arm64-check.sh runs under qemu-aarch64.
 #
 # Run (one upstream, zero-file mode):
 #   docker run --rm -p 8000:8000 \
@@ -34,7 +37,8 @@ ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
 
 # ---- build stage -----------------------------------------------------------
-FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
+# On the build platform: the foreign architecture is cross-compiled (see top).
+FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
 WORKDIR /src
 
 # bench/ comes along because Cargo.toml declares a bench target there (only the
@@ -42,16 +46,19 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY bench ./bench
+COPY .ci/cross-build.sh ./.ci/cross-build.sh
 
-# Cache mounts are keyed per architecture (BuildKit does not separate them by
-# platform on its own), so both platforms of a multi-platform build can run in
-# parallel. The target dir lives in a cache mount, so the binary is copied out
-# of it inside the same RUN.
+# Cache mounts are keyed per target architecture (BuildKit does not separate
+# them by platform on its own), so both platforms of a multi-platform build can
+# run in parallel. The target dir lives in a cache mount, so cross-build.sh
+# copies the binary out of it to /out inside the same RUN. For a foreign
+# TARGETARCH it installs gcc-<triplet> and libc6-dev-<arch>-cross (Debian, same
+# release as the runtime image, so the same glibc) and `rustup target add`s the
+# target's standard library.
 ARG TARGETARCH
 RUN --mount=type=cache,id=mcp-sidecar-cargo-registry-${TARGETARCH},target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=mcp-sidecar-target-${TARGETARCH},target=/src/target,sharing=locked \
-    cargo build --release --locked --bin mcp-sidecar \
-    && install -D -m 0755 target/release/mcp-sidecar /out/mcp-sidecar
+    bash .ci/cross-build.sh "${TARGETARCH}" /out/mcp-sidecar
 
 # ---- runtime stage ---------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime

@@ -45,6 +45,12 @@ pub struct Relay {
     pub page_size: usize,
     /// Runs and coalesces syncs (admin triggers go through it).
     pub syncer: Arc<Syncer>,
+    /// Seals state handed to clients (MRTR `requestState`).
+    pub sealer: Arc<inbound::sealed::Sealer>,
+    /// How long a sealed `requestState` stays valid.
+    pub request_state_ttl: Duration,
+    /// The upstream resources some client wants updates of.
+    pub resources: Arc<inbound::subscriptions::ResourceWatch>,
 }
 
 /// How [`start_with`] runs beyond the config itself.

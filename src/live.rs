@@ -25,8 +25,10 @@
 //! export) is kept as it was, and the reload says so.
 //!
 //! A target's change watch (`Target::watch_changes`) outlives generations: it is started once
-//! per built target and wakes that target's sync loop in whichever generation is current,
-//! through a [`Notify`] kept with the target.
+//! per built target and reaches the syncer of whichever generation is current through a
+//! [`ChangeRoute`] kept with the target. The catalog's event channel (what
+//! `subscriptions/listen` streams follow) and the resource subscriptions are carried from
+//! generation to generation too, so listeners hear of what a reload changed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,13 +39,13 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use axum::Router;
 use serde::Serialize;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Relay;
 use crate::catalog::CatalogStore;
 use crate::catalog::store::rfc3339;
-use crate::catalog::sync::{SyncPlan, Syncer};
+use crate::catalog::sync::{ChangeRoute, SyncPlan, Syncer};
 use crate::config::{Config, ConfigError, InboundConfig, TargetConfig};
 use crate::inbound::auth::Authenticator;
 use crate::targets::{self, Target};
@@ -55,6 +57,7 @@ pub type ConfigSource = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Syn
 /// Process-wide state that outlives generations: shutdown and the config's status.
 pub struct Shared {
     draining: AtomicBool,
+    drain: watch::Sender<bool>,
     abort: watch::Sender<bool>,
     status: Mutex<ConfigStatus>,
 }
@@ -78,6 +81,7 @@ impl Shared {
     pub fn new(file: Option<PathBuf>) -> Arc<Self> {
         Arc::new(Self {
             draining: AtomicBool::new(false),
+            drain: watch::channel(false).0,
             abort: watch::channel(false).0,
             status: Mutex::new(ConfigStatus {
                 file,
@@ -97,6 +101,12 @@ impl Shared {
 
     pub fn begin_drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
+        let _ = self.drain.send(true);
+    }
+
+    /// Resolves when shutdown begins (long-lived streams end then).
+    pub fn draining(&self) -> watch::Receiver<bool> {
+        self.drain.subscribe()
     }
 
     /// The grace is over: requests still being handled are answered with an error now.
@@ -118,8 +128,8 @@ impl Shared {
 struct TargetHandle {
     config: TargetConfig,
     target: Arc<dyn Target>,
-    /// Wakes this target's sync loop (in whichever generation is current).
-    wake: Arc<Notify>,
+    /// Takes the target's announcements to the current generation's syncer.
+    route: Arc<ChangeRoute>,
     watch: JoinHandle<()>,
 }
 
@@ -144,7 +154,7 @@ pub struct Live {
 struct Assembled {
     generation: Generation,
     built: Vec<(String, TargetConfig, Arc<dyn Target>)>,
-    wakes: Vec<Arc<Notify>>,
+    routes: Vec<Arc<ChangeRoute>>,
 }
 
 /// What a reload did.
@@ -171,7 +181,7 @@ impl Live {
             generation: AtomicU64::new(1),
         });
         let current = live.current.load_full();
-        live.adopt_targets(assembled.built, assembled.wakes);
+        live.adopt_targets(assembled.built, assembled.routes);
         current.relay.syncer.start();
         if let Some(auth) = &current.auth {
             auth.spawn_key_refresh();
@@ -250,7 +260,7 @@ impl Live {
         // Publish: from here on every new request sees the new generation.
         let next_auth = next.auth.clone();
         let next_syncer = next.relay.syncer.clone();
-        let replaced = self.adopt_targets(assembled.built, assembled.wakes);
+        let replaced = self.adopt_targets(assembled.built, assembled.routes);
         let old = self.current.swap(Arc::new(assembled.generation));
         next_syncer.start();
         old.relay.syncer.stop();
@@ -294,25 +304,22 @@ impl Live {
     fn adopt_targets(
         &self,
         built: Vec<(String, TargetConfig, Arc<dyn Target>)>,
-        wakes: Vec<Arc<Notify>>,
+        routes: Vec<Arc<ChangeRoute>>,
     ) -> Vec<TargetHandle> {
         let mut handles = self.targets.lock().unwrap();
         let mut replaced = Vec::new();
-        for ((name, config, target), wake) in built.into_iter().zip(wakes) {
+        for ((name, config, target), route) in built.into_iter().zip(routes) {
             let watch = {
-                let (target, wake, name) = (target.clone(), wake.clone(), name.clone());
+                let (target, route) = (target.clone(), route.clone());
                 tokio::spawn(async move {
-                    let on_change = move || {
-                        tracing::info!(target_name = %name, "upstream list changed; syncing");
-                        wake.notify_one();
-                    };
+                    let on_change = move |change| route.announce(change);
                     target.watch_changes(Box::new(on_change)).await;
                 })
             };
             let handle = TargetHandle {
                 config,
                 target,
-                wake,
+                route,
                 watch,
             };
             if let Some(old) = handles.insert(name, handle) {
@@ -371,41 +378,42 @@ fn assemble(
     shared: &Arc<Shared>,
 ) -> anyhow::Result<Assembled> {
     let mut targets: Vec<Arc<dyn Target>> = Vec::new();
-    let mut wakes = Vec::new();
+    let mut routes = Vec::new();
     let mut built = Vec::new();
-    let mut built_wakes = Vec::new();
+    let mut built_routes = Vec::new();
     for t in &config.targets {
         match handles.get(&t.name).filter(|h| h.config == *t) {
             Some(kept) => {
                 targets.push(kept.target.clone());
-                wakes.push(kept.wake.clone());
+                routes.push(kept.route.clone());
             }
             None => {
                 let target =
                     targets::build(t).map_err(|e| anyhow::anyhow!("target '{}': {e:#}", t.name))?;
-                let wake = Arc::new(Notify::new());
+                let route = Arc::new(ChangeRoute::default());
                 targets.push(target.clone());
-                wakes.push(wake.clone());
+                routes.push(route.clone());
                 built.push((t.name.clone(), t.clone(), target));
-                built_wakes.push(wake);
+                built_routes.push(route);
             }
         }
     }
-    let store = Arc::new(CatalogStore::new(&config, &targets)?);
-    // Saved catalogs first (a new target may have one), then what the running generation
-    // knows, which is fresher.
-    store.restore();
+    let mut store = CatalogStore::new(&config, &targets)?;
+    // What the running generation knows first, then saved catalogs for the targets it
+    // does not know (a new target may have one).
     if let Some(previous) = previous {
-        store.adopt(&previous.relay.store);
+        store.continue_from(&previous.relay.store);
     }
+    store.restore();
+    let store = Arc::new(store);
     let now = SystemTime::now();
     let plans = config
         .targets
         .iter()
         .zip(&targets)
-        .zip(wakes)
+        .zip(routes)
         .enumerate()
-        .map(|(index, ((t, target), wake))| {
+        .map(|(index, ((t, target), route))| {
             let interval = Duration::from_secs(
                 t.sync_interval_secs
                     .unwrap_or(config.catalog.sync_interval_secs),
@@ -423,17 +431,28 @@ fn assemble(
                 target: target.clone(),
                 interval,
                 deadline: t.sync_timeout(),
-                wake,
+                route,
                 first_wait,
             }
         })
         .collect();
     let syncer = Syncer::new(store.clone(), plans);
+    // A sealed request state from before a reload stays valid while the key is the same;
+    // resource subscriptions are counted across generations.
+    let sealer = match previous {
+        Some(p) if p.config.inbound.state_key == config.inbound.state_key => p.relay.sealer.clone(),
+        _ => Arc::new(crate::inbound::sealed::Sealer::new(
+            config.inbound.state_key.as_ref(),
+        )),
+    };
     let relay = Arc::new(Relay {
         store,
         targets,
         page_size: config.catalog.page_size,
         syncer,
+        sealer,
+        request_state_ttl: Duration::from_secs(config.inbound.request_state_ttl_secs),
+        resources: previous.map_or_else(Default::default, |p| p.relay.resources.clone()),
     });
     let auth = match previous {
         Some(p) if same_auth(&p.config.inbound, &config.inbound) => p.auth.clone(),
@@ -448,7 +467,7 @@ fn assemble(
             auth,
         },
         built,
-        wakes: built_wakes,
+        routes: built_routes,
     })
 }
 

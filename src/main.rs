@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use mcp_sidecar::config::{AuthorizerConfig, Config, ConfigError, InboundAuth, TargetConfig};
+use mcp_sidecar::config::{
+    AuthorizerConfig, Config, ConfigError, InboundAuth, McpServerSpec, TargetConfig, TargetSpec,
+};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -69,6 +71,9 @@ struct Source {
     /// Zero-file mode: the target name (tool prefix).
     #[arg(long, env = "MCP_SIDECAR_TARGET_NAME", default_value = "upstream")]
     target_name: String,
+    /// Zero-file mode: "auto" (the newest the upstream speaks) or a version to speak exactly.
+    #[arg(long, env = "MCP_SIDECAR_PROTOCOL_VERSION", requires = "upstream_url")]
+    protocol_version: Option<String>,
     /// Listen address (overrides the config file).
     #[arg(long, env = "MCP_SIDECAR_LISTEN")]
     listen: Option<String>,
@@ -119,7 +124,13 @@ impl Source {
         let mut config = match (&self.config, &self.upstream_url) {
             (Some(path), _) => Config::load(path)?,
             (None, Some(url)) => {
-                Config::with_targets(vec![TargetConfig::mcp_server(&self.target_name, url)])
+                let spec = McpServerSpec {
+                    url: url.clone(),
+                    headers: Default::default(),
+                    protocol_version: self.protocol_version.clone(),
+                };
+                let target = TargetConfig::new(&self.target_name, TargetSpec::McpServer(spec));
+                Config::with_targets(vec![target])
             }
             (None, None) => {
                 return Err(ConfigError::new(

@@ -186,7 +186,9 @@ async fn fifty_concurrent_triggers_cause_one_upstream_listing() {
 #[tokio::test]
 async fn list_changed_from_the_upstream_syncs_without_waiting_for_the_interval() {
     let up = upstream("t", 1, true).await;
-    let sidecar = sidecar(&target_toml("t", &up.url, "sync_interval_secs = 3600")).await;
+    // The session's GET event stream is the legacy channel for announcements.
+    let extra = "sync_interval_secs = 3600\nprotocol_version = \"2025-11-25\"";
+    let sidecar = sidecar(&target_toml("t", &up.url, extra)).await;
     wait_for_state(&sidecar.base, "t", "ready").await;
     // Give the sidecar a moment to open the session's event stream.
     tokio::time::sleep(Duration::from_millis(300)).await;

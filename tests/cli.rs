@@ -109,6 +109,9 @@ async fn sigterm_closes_the_upstream_session() {
             "s",
             "--listen",
             "127.0.0.1:0",
+            // Sessions (and their DELETE) exist only before 2026-07-28.
+            "--protocol-version",
+            "2025-11-25",
         ],
         &[],
     );

@@ -130,7 +130,9 @@ async fn paginated_upstream_listing_is_followed_to_the_end_and_re_paged() {
 #[tokio::test]
 async fn one_initialize_per_upstream_session_and_one_reinitialize_after_expiry() {
     let up = upstream("alpha", 1, true).await;
-    let sidecar = sidecar(&target_toml("alpha", &up.url, "")).await;
+    // Sessions exist only before 2026-07-28: pin the handshake era.
+    let legacy = "protocol_version = \"2025-11-25\"";
+    let sidecar = sidecar(&target_toml("alpha", &up.url, legacy)).await;
     wait_for_state(&sidecar.base, "alpha", "ready").await;
 
     let calls = (0..30).map(|i| {

@@ -4,10 +4,12 @@
 #   2. cargo build (debug: target/debug/mcp-sidecar is what the peer tests run)
 #   3. cargo test --all-targets
 #   4. pytest tests/peers (real MCP peers: Python SDK 1.x/2.x, TypeScript SDK, server-everything, FastMCP)
-#   5. the MCP conformance suite through the sidecar (tests/conformance/run.sh); it fails when a
-#      scenario fails that tests/conformance/expected-failures.txt does not list, or a listed one passes
-# Exits non-zero if any step fails; pytest's summary line is followed by the conformance suite's
-# `Total: N passed, M failed`, printed last.
+#   5. the MCP conformance suites through the sidecar (tests/conformance/run.sh: the stable suite
+#      and the newest with --requirements 2026-07-28); it fails when a scenario passes against the
+#      fixture alone but not through the sidecar and that suite's expected-failures list does not
+#      name it, or when a listed one passes
+# Exits non-zero if any step fails; the conformance suites' `Total: N passed, M failed` lines come
+# before pytest's summary line, which is printed last.
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k progress`.
 set -uo pipefail
 

@@ -6,6 +6,7 @@
 //! sync that fails leaves the target's previous definitions in place (see [`store`]).
 
 pub mod curation;
+pub mod events;
 pub mod naming;
 pub mod persist;
 pub mod schema;
@@ -20,7 +21,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub use self::curation::Curation;
+pub use self::events::{CatalogEvent, Events};
 pub use self::store::{CatalogStore, SyncState, TargetStatus};
+use crate::protocol::param_headers::{self, ParamHeader};
 
 /// One exposed tool, prompt or resource.
 #[derive(Debug)]
@@ -33,6 +36,16 @@ pub struct Entry {
     pub original: String,
     /// The full definition as the client sees it.
     pub json: Box<RawValue>,
+    /// A tool's `x-mcp-header` arguments, when it has any.
+    pub param_headers: Option<Box<ToolHeaders>>,
+}
+
+/// A tool's `x-mcp-header` annotations: those a caller sees (checked against its
+/// headers) and the upstream's own (sent upstream); they differ when schemas are normalized.
+#[derive(Debug, Default)]
+pub struct ToolHeaders {
+    pub exposed: Vec<ParamHeader>,
+    pub upstream: Vec<ParamHeader>,
 }
 
 /// Entries of one kind, sorted by exposed key, with an index.
@@ -119,6 +132,8 @@ fn decode_cursor(cursor: &str) -> Option<String> {
 pub struct Offers {
     pub prompts: bool,
     pub resources: bool,
+    /// Some target sends resource updates (`resources.subscribe`).
+    pub subscribe: bool,
     pub completions: bool,
     pub logging: bool,
 }
@@ -140,6 +155,8 @@ pub struct Catalog {
     pub offers: Offers,
     /// Notes about definitions changed for the Gateway (schema normalization).
     pub normalized: Vec<String>,
+    /// Tools left out because their definitions break a protocol rule, as notes.
+    pub rejected: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -172,13 +189,26 @@ impl Catalog {
     pub fn build(contributions: &[Contribution<'_>], max_name_len: usize) -> Catalog {
         let mut collisions = Vec::new();
         let mut normalized = Vec::new();
+        let mut rejected = Vec::new();
         let tools = named_entries(contributions, "tool", max_name_len, &mut collisions, |c| {
             c.listing
                 .tools
                 .iter()
                 .filter(|t| name_of(t).is_some_and(|n| c.curation.admits(n, t)))
-                .map(|t| {
+                .filter_map(|t| {
                     let upstream = name_of(t).unwrap_or_default();
+                    let headers = match tool_headers(t) {
+                        Ok(headers) => headers,
+                        Err(why) => {
+                            let note = format!(
+                                "target '{}' tool `{upstream}` is left out: {why}",
+                                c.target
+                            );
+                            tracing::warn!("{note}");
+                            rejected.push(note);
+                            return None;
+                        }
+                    };
                     // Copy a definition only when something in it changes besides the name.
                     let mut def = Cow::Borrowed(t);
                     if c.curation.rewrites(upstream) {
@@ -187,11 +217,18 @@ impl Catalog {
                     if c.normalize_schemas {
                         normalize_tool(c.target, upstream, def.to_mut(), &mut normalized);
                     }
-                    (
+                    let headers = headers.map(|upstream_headers| {
+                        Box::new(ToolHeaders {
+                            exposed: tool_headers(&def).ok().flatten().unwrap_or_default(),
+                            upstream: upstream_headers,
+                        })
+                    });
+                    Some((
                         upstream.to_string(),
                         c.curation.local_name(upstream).to_string(),
                         def,
-                    )
+                        headers,
+                    ))
                 })
                 .collect()
         });
@@ -205,7 +242,7 @@ impl Catalog {
                     .prompts
                     .iter()
                     .filter_map(|p| {
-                        name_of(p).map(|n| (n.to_string(), n.to_string(), Cow::Borrowed(p)))
+                        name_of(p).map(|n| (n.to_string(), n.to_string(), Cow::Borrowed(p), None))
                     })
                     .collect()
             },
@@ -219,7 +256,16 @@ impl Catalog {
             collisions,
             offers: offers(contributions),
             normalized,
+            rejected,
         }
+    }
+}
+
+/// A tool's `x-mcp-header` annotations (`None`: it has none), or why they break the rules.
+fn tool_headers(definition: &Map<String, Value>) -> Result<Option<Vec<ParamHeader>>, String> {
+    match definition.get("inputSchema") {
+        None => Ok(None),
+        Some(schema) => param_headers::annotations(schema).map(|h| (!h.is_empty()).then_some(h)),
     }
 }
 
@@ -237,7 +283,12 @@ fn named_entries(
     collisions: &mut Vec<String>,
     mut candidates_of: impl for<'c> FnMut(
         &Contribution<'c>,
-    ) -> Vec<(String, String, Cow<'c, Map<String, Value>>)>,
+    ) -> Vec<(
+        String,
+        String,
+        Cow<'c, Map<String, Value>>,
+        Option<Box<ToolHeaders>>,
+    )>,
 ) -> Entries {
     let mut taken: HashMap<String, (usize, String)> = HashMap::new();
     let mut entries = Vec::new();
@@ -245,7 +296,7 @@ fn named_entries(
         let mut candidates = candidates_of(c);
         candidates.sort_by(|a, b| a.0.cmp(&b.0));
         candidates.dedup_by(|a, b| a.0 == b.0);
-        for (upstream, local, def) in candidates {
+        for (upstream, local, def, param_headers) in candidates {
             let wanted = naming::exposed_name(c.target, &local, c.prefix, max_len);
             let exposed = match taken.get(&wanted) {
                 None => wanted,
@@ -270,6 +321,7 @@ fn named_entries(
                 exposed,
                 target: t,
                 original: upstream,
+                param_headers,
             });
         }
     }
@@ -337,6 +389,7 @@ fn resource_entries(contributions: &[Contribution<'_>], collisions: &mut Vec<Str
                 exposed,
                 target: t,
                 original: uri.to_string(),
+                param_headers: None,
             });
         }
     }
@@ -377,6 +430,9 @@ fn offers(contributions: &[Contribution<'_>]) -> Offers {
     Offers {
         prompts: has("prompts"),
         resources: has("resources"),
+        subscribe: contributions
+            .iter()
+            .any(|c| c.listing.capabilities["resources"]["subscribe"].as_bool() == Some(true)),
         completions: has("completions"),
         logging: has("logging"),
     }

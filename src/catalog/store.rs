@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use super::persist::StateDir;
-use super::{Catalog, Contribution, Curation, naming};
+use super::{Catalog, Contribution, Curation, Events, naming};
 use crate::config::Config;
 use crate::targets::{Description, Listing, Target, TargetError};
 
@@ -73,6 +73,8 @@ pub struct CatalogStore {
     state: Option<StateDir>,
     /// Serializes rebuilds so two syncs finishing together cannot publish out of order.
     rebuild: Mutex<()>,
+    /// What changed, for listeners.
+    pub events: Events,
 }
 
 impl CatalogStore {
@@ -105,6 +107,7 @@ impl CatalogStore {
             min_kept_fraction: config.catalog.min_kept_fraction,
             state: config.catalog.state_dir.clone().map(StateDir::new),
             rebuild: Mutex::new(()),
+            events: Events::default(),
         })
     }
 
@@ -118,6 +121,9 @@ impl CatalogStore {
         let Some(state) = &self.state else { return };
         let mut restored = 0;
         for slot in &self.slots {
+            if slot.inner.lock().unwrap().listing.is_some() {
+                continue; // taken over from the running generation: fresher than the file
+            }
             match state.load(&slot.name, &slot.fingerprint) {
                 Ok(Some(saved)) => {
                     let mut s = slot.inner.lock().unwrap();
@@ -138,11 +144,14 @@ impl CatalogStore {
         }
     }
 
-    /// Takes over what `previous` (the store of the generation being replaced by a reload)
-    /// knows of each target with the same name and upstream identity: its listing and sync
-    /// status. Those targets' tools stay published without a gap.
-    pub fn adopt(&self, previous: &CatalogStore) {
-        let mut adopted = 0;
+    /// Continues from `previous`, the store of the generation a reload replaces: the same
+    /// event channel (listeners keep listening), its snapshot as the baseline (listeners hear
+    /// of exactly what the reload changes), and what it knows of each target with the same
+    /// name and upstream identity (listing and sync status: those targets' tools stay
+    /// published without a gap). Always publishes a snapshot of this store's own targets.
+    pub fn continue_from(&mut self, previous: &CatalogStore) {
+        self.events = previous.events.clone();
+        self.current.store(previous.snapshot());
         for slot in &self.slots {
             let Some(old) = previous
                 .slots
@@ -153,11 +162,8 @@ impl CatalogStore {
             };
             let state = old.inner.lock().unwrap().clone();
             *slot.inner.lock().unwrap() = state;
-            adopted += 1;
         }
-        if adopted > 0 {
-            self.republish();
-        }
+        self.republish();
     }
 
     /// When target `index` last synced successfully (or its restored listing was saved).
@@ -259,7 +265,21 @@ impl CatalogStore {
             resources = catalog.resources.len(),
             "catalog published"
         );
-        self.current.store(Arc::new(catalog));
+        let before = self.current.swap(Arc::new(catalog));
+        self.events
+            .publish_differences(&before, &self.current.load());
+    }
+
+    /// The exposed URI of target `index`'s resource `uri` (the collision form when another
+    /// target listed the same URI first).
+    pub fn exposed_uri(&self, index: usize, uri: &str) -> String {
+        let catalog = self.snapshot();
+        match catalog.resources.lookup(uri) {
+            Some(entry) if entry.target != index => {
+                super::collision_uri(&self.slots[index].name, uri)
+            }
+            _ => uri.to_string(),
+        }
     }
 
     /// Ready once any target has definitions (synced or restored): from then on

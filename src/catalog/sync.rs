@@ -7,20 +7,20 @@
 //! capped at the interval, so a target that comes up late is picked up quickly.
 //!
 //! A syncer belongs to one generation of the config (see `live.rs`): [`Syncer::stop`] ends
-//! its loops when a reload replaces it. The wake-up of each target ([`SyncPlan::wake`]) is
-//! kept with the target across generations, so the target's change watch reaches the loop
-//! of whichever generation is current.
+//! its loops when a reload replaces it. A target's change watch outlives generations, so it
+//! announces through the target's [`ChangeRoute`], which [`Syncer::start`] points at the
+//! syncer (and index) of the generation now current.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
-use super::CatalogStore;
+use super::{CatalogEvent, CatalogStore};
 use crate::backoff::{Backoff, Jitter, jitter};
-use crate::targets::{FailureKind, Target, TargetError};
+use crate::targets::{Change, FailureKind, Target, TargetError};
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 
@@ -29,18 +29,46 @@ pub struct SyncPlan {
     pub target: Arc<dyn Target>,
     pub interval: Duration,
     pub deadline: Duration,
-    /// Notified when the upstream announces a list change (or to sync soon).
-    pub wake: Arc<Notify>,
+    /// Where the target's change watch sends what the upstream announces.
+    pub route: Arc<ChangeRoute>,
     /// How long the loop waits before its first sync (a target carried over from the
     /// previous generation is not re-synced before its interval is due).
     pub first_wait: Duration,
 }
 
+/// Where one target's change announcements go: the syncer of the current generation.
+#[derive(Default)]
+pub struct ChangeRoute {
+    to: arc_swap::ArcSwapOption<(Weak<Syncer>, usize)>,
+}
+
+impl ChangeRoute {
+    /// Passes an upstream's announcement to the current generation's syncer (dropped
+    /// between generations, when there is none).
+    pub fn announce(&self, change: Change) {
+        if let Some(to) = self.to.load_full()
+            && let Some(syncer) = to.0.upgrade()
+        {
+            syncer.changed(to.1, change);
+        }
+    }
+}
+
+/// Bits of [`TargetSync::announced`]: which lists the upstream said changed.
+const TOOLS: u8 = 1;
+const PROMPTS: u8 = 2;
+const RESOURCES: u8 = 4;
+
 struct TargetSync {
     plan: SyncPlan,
+    /// Lists the upstream announced as changed since the last sync started: once a sync
+    /// has picked the change up, listeners hear of it even if the listing came out the
+    /// same (the upstream said so; a client lists again and loses nothing).
+    announced: std::sync::atomic::AtomicU8,
     running: tokio::sync::Mutex<()>,
     completed: AtomicU64,
     last_outcome: Mutex<Result<(), String>>,
+    wake: Notify,
 }
 
 pub struct Syncer {
@@ -57,19 +85,27 @@ impl Syncer {
                 .into_iter()
                 .map(|plan| TargetSync {
                     plan,
+                    announced: std::sync::atomic::AtomicU8::new(0),
                     running: tokio::sync::Mutex::new(()),
                     completed: AtomicU64::new(0),
                     last_outcome: Mutex::new(Err("not synced yet".into())),
+                    wake: Notify::new(),
                 })
                 .collect(),
             loops: Mutex::new(Vec::new()),
         })
     }
 
-    /// Starts every target's loop.
+    /// Starts every target's loop and routes each target's announcements here. (The change
+    /// watches themselves are started once per built target, by `live.rs`.)
     pub fn start(self: &Arc<Self>) {
         let mut loops = self.loops.lock().unwrap();
         for index in 0..self.targets.len() {
+            self.targets[index]
+                .plan
+                .route
+                .to
+                .store(Some(Arc::new((Arc::downgrade(self), index))));
             let this = self.clone();
             loops.push(tokio::spawn(async move { this.run(index).await }));
         }
@@ -91,15 +127,53 @@ impl Syncer {
             // A sync finished while this trigger waited: share its outcome.
             return t.last_outcome.lock().unwrap().clone();
         }
+        let announced = t.announced.swap(0, Ordering::SeqCst);
         let outcome = sync_once(&self.store, &t.plan).await;
+        if outcome.is_ok() {
+            for (bit, event) in [
+                (TOOLS, CatalogEvent::ToolsChanged),
+                (PROMPTS, CatalogEvent::PromptsChanged),
+                (RESOURCES, CatalogEvent::ResourcesChanged),
+            ] {
+                if announced & bit != 0 {
+                    self.store.events.publish(event);
+                }
+            }
+        } else {
+            t.announced.fetch_or(announced, Ordering::SeqCst);
+        }
         *t.last_outcome.lock().unwrap() = outcome.clone();
         t.completed.fetch_add(1, Ordering::SeqCst);
         outcome
     }
 
+    /// What target `index` announced: a list change means "sync soon".
+    pub fn changed(&self, index: usize, change: Change) {
+        let bit = match change {
+            Change::Tools => TOOLS,
+            Change::Prompts => PROMPTS,
+            Change::Resources => RESOURCES,
+            Change::ResourceUpdated(uri) => {
+                let exposed = self.store.exposed_uri(index, &uri);
+                self.store
+                    .events
+                    .publish(CatalogEvent::ResourceUpdated(exposed));
+                return;
+            }
+        };
+        self.targets[index]
+            .announced
+            .fetch_or(bit, Ordering::SeqCst);
+        self.wake(index);
+    }
+
     /// Asks target `index`'s loop to sync soon (e.g. the upstream said its list changed).
     pub fn wake(&self, index: usize) {
-        self.targets[index].plan.wake.notify_one();
+        tracing::info!(
+            target_name = self.targets[index].plan.target.name(),
+            "upstream list changed; syncing"
+        );
+        self.targets[index].wake.notify_one();
     }
 
     pub fn len(&self) -> usize {
@@ -116,7 +190,7 @@ impl Syncer {
         if !t.plan.first_wait.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(t.plan.first_wait) => {}
-                _ = t.plan.wake.notified() => {}
+                _ = t.wake.notified() => {}
             }
         }
         loop {
@@ -132,7 +206,7 @@ impl Syncer {
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = t.plan.wake.notified() => {}
+                _ = t.wake.notified() => {}
             }
         }
     }

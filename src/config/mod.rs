@@ -173,6 +173,11 @@ pub struct InboundConfig {
     /// On SIGTERM/SIGINT, how long the listener keeps accepting (answering `/readyz` with
     /// 503) before it closes, for load balancers that poll readiness before deregistering.
     pub drain_delay_secs: u64,
+    /// Seals state handed to clients (MRTR `requestState`): at least 32 bytes. Unset: a
+    /// random key per process, so replicas behind one load balancer need a shared one.
+    pub state_key: Option<Secret>,
+    /// How long a sealed `requestState` stays valid (the time a user has to answer).
+    pub request_state_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -210,6 +215,8 @@ impl Default for InboundConfig {
             retry_after_secs: 1,
             shutdown_grace_secs: 10,
             drain_delay_secs: 0,
+            state_key: None,
+            request_state_ttl_secs: 600,
         }
     }
 }
@@ -454,6 +461,22 @@ impl Config {
         }
         for (i, r) in inbound.tool_rules.iter().enumerate() {
             r.validate(&format!("inbound.tool_rules[{i}]"))?;
+        }
+        if inbound
+            .state_key
+            .as_ref()
+            .is_some_and(|k| k.expose().len() < 32)
+        {
+            return Err(ConfigError::new(
+                "inbound.state_key",
+                "must be at least 32 bytes (e.g. `openssl rand -base64 32`)",
+            ));
+        }
+        if inbound.request_state_ttl_secs == 0 {
+            return Err(ConfigError::new(
+                "inbound.request_state_ttl_secs",
+                "must be at least 1",
+            ));
         }
         if let Some(resource) = &inbound.resource {
             url::Url::parse(resource)

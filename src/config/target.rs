@@ -82,6 +82,9 @@ pub struct McpServerSpec {
     /// Static headers sent on every request, e.g. `{ "X-Tenant" = "${TENANT}" }`.
     #[serde(default)]
     pub headers: BTreeMap<String, Secret>,
+    /// `"auto"` (default: the newest the upstream speaks, probing with `server/discover`)
+    /// or one protocol version to speak exactly.
+    pub protocol_version: Option<String>,
 }
 
 impl TargetSpec {
@@ -117,7 +120,8 @@ impl TargetSpec {
                     validate_header(name, value.expose())
                         .map_err(|p| ConfigError::new(at(&format!("headers.{name}")), p))?;
                 }
-                Ok(())
+                validate_protocol_version(s.protocol_version.as_deref())
+                    .map_err(|p| ConfigError::new(at("protocol_version"), p))
             }
         }
     }
@@ -193,6 +197,7 @@ impl TargetConfig {
             TargetSpec::McpServer(McpServerSpec {
                 url: url.into(),
                 headers: BTreeMap::new(),
+                protocol_version: None,
             }),
         )
     }
@@ -276,6 +281,18 @@ impl TargetConfig {
             None => {}
         }
         Ok(())
+    }
+}
+
+/// `"auto"` or a version the sidecar speaks.
+fn validate_protocol_version(setting: Option<&str>) -> Result<(), String> {
+    match setting {
+        None | Some("auto") => Ok(()),
+        Some(v) if crate::protocol::SUPPORTED_VERSIONS.contains(&v) => Ok(()),
+        Some(v) => Err(format!(
+            "`{v}` is not \"auto\" nor a version the sidecar speaks ({})",
+            crate::protocol::SUPPORTED_VERSIONS.join(", ")
+        )),
     }
 }
 

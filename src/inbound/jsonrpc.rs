@@ -6,19 +6,18 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-pub const PARSE_ERROR: i64 = -32700;
-pub const INVALID_REQUEST: i64 = -32600;
-pub const METHOD_NOT_FOUND: i64 = -32601;
-pub const INVALID_PARAMS: i64 = -32602;
-pub const INTERNAL_ERROR: i64 = -32603;
+pub use crate::protocol::{
+    INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
+};
 /// MCP: the resource does not exist.
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
 /// Server-defined: the caller is not authenticated or not authorized (sent with HTTP 401/403).
 pub const UNAUTHORIZED: i64 = -32001;
-/// MCP 2026-07-28: a header contradicts the body.
-pub const HEADER_MISMATCH: i64 = -32020;
-/// MCP 2026-07-28: the requested protocol version is not supported.
-pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// MCP 2026-07-28: a header contradicts the body; a capability the request needs was not
+/// declared; the requested protocol version is not supported.
+pub use crate::protocol::{
+    HEADER_MISMATCH, MISSING_REQUIRED_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION,
+};
 
 /// A JSON-RPC error answer, with the HTTP status it travels with.
 #[derive(Debug)]
@@ -35,9 +34,11 @@ impl RpcError {
         // valid request (unknown method or tool, bad params, upstream failure) are JSON-RPC
         // errors in a 200, as MCP clients expect.
         let status = match code {
-            PARSE_ERROR | INVALID_REQUEST | HEADER_MISMATCH | UNSUPPORTED_PROTOCOL_VERSION => {
-                StatusCode::BAD_REQUEST
-            }
+            PARSE_ERROR
+            | INVALID_REQUEST
+            | HEADER_MISMATCH
+            | MISSING_REQUIRED_CLIENT_CAPABILITY
+            | UNSUPPORTED_PROTOCOL_VERSION => StatusCode::BAD_REQUEST,
             _ => StatusCode::OK,
         };
         Self {
@@ -167,6 +168,21 @@ pub fn result_body(id: &RawValue, result: &str) -> Vec<u8> {
     out.extend_from_slice(result.as_bytes());
     out.push(b'}');
     out
+}
+
+/// The HTTP status a relayed error travels with: the protocol's request errors (-32020,
+/// -32021, -32022) are HTTP 400 as the spec requires; everything else a 200.
+pub fn raw_error_status(error: &RawValue) -> StatusCode {
+    #[derive(Deserialize)]
+    struct Code {
+        code: i64,
+    }
+    match serde_json::from_str::<Code>(error.get()).map(|c| c.code) {
+        Ok(HEADER_MISMATCH | MISSING_REQUIRED_CLIENT_CAPABILITY | UNSUPPORTED_PROTOCOL_VERSION) => {
+            StatusCode::BAD_REQUEST
+        }
+        _ => StatusCode::OK,
+    }
 }
 
 /// `{"jsonrpc":"2.0","id":…,"error":…}` around an upstream's raw error object.

@@ -27,6 +27,27 @@ use tokio::sync::Semaphore;
 use crate::live::Shared;
 use crate::telemetry::metrics;
 
+/// Marks a response that is a long-lived stream (`subscriptions/listen`) rather than the
+/// answer to a call: it does not count as in flight, and it ends when shutdown begins (the
+/// client reconnects elsewhere; nothing it waits for is lost, the catalog is the same).
+#[derive(Clone, Copy)]
+pub struct LongLived;
+
+/// Makes `response` a [`LongLived`] stream that ends when `draining` turns true.
+pub fn long_lived(
+    response: Response,
+    mut draining: tokio::sync::watch::Receiver<bool>,
+) -> Response {
+    use futures_util::StreamExt;
+    let (mut parts, body) = response.into_parts();
+    parts.extensions.insert(LongLived);
+    let shutdown = async move {
+        let _ = draining.wait_for(|d| *d).await;
+    };
+    let stream = body.into_data_stream().take_until(shutdown);
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
 pub struct Limits {
     permits: Arc<Semaphore>,
     retry_after_secs: u64,
@@ -81,6 +102,9 @@ pub async fn in_flight(
     let path = request.uri().path().to_string();
     tokio::select! {
         response = next.run(request) => {
+            if response.extensions().get::<LongLived>().is_some() {
+                return response;
+            }
             // The permit is released when the body has been sent.
             response.map(|body| Body::new(body.map_frame(move |frame| {
                 let _ = &permit;

@@ -6,11 +6,19 @@
 
 pub mod admin;
 pub mod auth;
+pub mod framing;
 pub mod guard;
 pub mod handler;
 pub mod jsonrpc;
+pub mod lifecycle;
 pub mod limits;
+pub mod listing;
+pub mod mrtr;
+pub mod params;
+pub mod relay;
+pub mod sealed;
 pub mod server;
+pub mod subscriptions;
 pub mod version;
 
 use std::borrow::Cow;
@@ -29,8 +37,8 @@ use serde_json::json;
 use tracing::Instrument;
 
 use self::auth::{AuthError, Authenticator, WELL_KNOWN};
+use self::framing::{Accepts, respond};
 use self::guard::HostGuard;
-use self::handler::Accepts;
 use self::jsonrpc::{INVALID_REQUEST, Incoming, RpcError, UNAUTHORIZED};
 use crate::Relay;
 use crate::config::Config;
@@ -113,7 +121,7 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
     if let Err(reason) = inbound.guard.check(&headers) {
         tracing::warn!("refused a request: {reason}");
         let error = RpcError::new(INVALID_REQUEST, reason).with_status(StatusCode::FORBIDDEN);
-        return unread_body(handler::respond(error.status, error.body(None), accepts));
+        return unread_body(respond(error.status, error.body(None), accepts));
     }
     let caller = match &inbound.auth {
         None => None,
@@ -139,11 +147,11 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
     {
         Ok(bytes) => bytes,
         Err(error) => {
-            return unread_body(handler::respond(error.status, error.body(None), accepts));
+            return unread_body(respond(error.status, error.body(None), accepts));
         }
     };
     match jsonrpc::parse(&bytes) {
-        Err((error, id)) => handler::respond(error.status, error.body(id.as_deref()), accepts),
+        Err((error, id)) => respond(error.status, error.body(id.as_deref()), accepts),
         Ok(Incoming::NoReply) => StatusCode::ACCEPTED.into_response(),
         Ok(Incoming::Request(request)) => {
             let method = request.method.clone();
@@ -176,6 +184,11 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
                     metrics().auth(outcome, reason);
                     auth_failure(auth, &headers, &scope_error, accepts)
                 }
+            };
+            let response = if method == "subscriptions/listen" {
+                limits::long_lived(response, inbound.shared.draining())
+            } else {
+                response
             };
             let (response, error_type) = outcome_of(response).await;
             if let Some(error_type) = &error_type {
@@ -247,7 +260,7 @@ fn auth_failure(
     let body = RpcError::new(UNAUTHORIZED, error.message())
         .with_status(error.status())
         .body(None);
-    let mut response = handler::respond(error.status(), body, accepts);
+    let mut response = respond(error.status(), body, accepts);
     if let Ok(value) = http::HeaderValue::from_str(&auth.challenge(headers, error)) {
         response
             .headers_mut()
@@ -351,6 +364,7 @@ async fn readyz(State(inbound): State<Arc<Inbound>>) -> Response {
             "resources": catalog.resources.len(),
             "normalized": catalog.normalized,
             "collisions": catalog.collisions,
+            "rejected": catalog.rejected,
             "targets": store.statuses(),
         }),
     )

@@ -147,4 +147,8 @@ impl Target for Bounded {
     fn watch_changes(&self, on_change: ChangeCallback) -> BoxFuture<'_, ()> {
         self.inner.watch_changes(on_change)
     }
+
+    fn watch_resources(&self, uris: Vec<String>) -> BoxFuture<'_, ()> {
+        self.inner.watch_resources(uris)
+    }
 }

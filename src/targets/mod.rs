@@ -34,8 +34,18 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// JSON-RPC messages, while the call is in flight.
 pub type NotificationSink = tokio::sync::mpsc::Sender<Bytes>;
 
-/// Called when an upstream announces a list change.
-pub type ChangeCallback = Box<dyn Fn() + Send + Sync>;
+/// What an upstream announced outside any request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Tools,
+    Prompts,
+    Resources,
+    /// `notifications/resources/updated` for this URI (the upstream's own).
+    ResourceUpdated(String),
+}
+
+/// Called when an upstream announces a change.
+pub type ChangeCallback = Box<dyn Fn(Change) + Send + Sync>;
 
 /// What a sync learns from a target: definitions exactly as the upstream sent them.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -89,8 +99,29 @@ pub struct RelayRequest {
     /// The upstream's own name of the tool or prompt, or the resource URI (none for
     /// completions and log levels).
     pub name: Option<String>,
-    /// The params object to send, with the upstream's own name or URI in it.
+    /// The params object to send, with the upstream's own name or URI in it and without
+    /// `_meta` (see `meta`).
     pub params: String,
+    /// The caller's own `_meta` entries (progress token, vendor keys); the protocol's keys
+    /// are in `client`.
+    pub meta: Map<String, Value>,
+    /// Who is asking, in protocol terms.
+    pub client: ClientContext,
+    /// Headers an HTTP transport sends with it: 2026-07-28's `Mcp-Param-*` mirrors of
+    /// annotated arguments (see `protocol::param_headers`).
+    pub headers: Vec<(String, String)>,
+}
+
+/// What the relay knows of the calling client that an upstream may need to know too.
+#[derive(Debug, Clone, Default)]
+pub struct ClientContext {
+    /// What the caller can answer mid-call (`sampling`, `elicitation`, `roots`), as it
+    /// declared it; `None` when it declared nothing the relay could see.
+    pub capabilities: Option<Map<String, Value>>,
+    /// The log level a 2026-07-28 caller asked for; without one it gets no log messages.
+    pub log_level: Option<String>,
+    /// The caller speaks 2026-07-28 or later.
+    pub modern: bool,
 }
 
 /// What `check` and `/readyz` say about a target.
@@ -122,6 +153,12 @@ pub trait Target: Send + Sync {
     /// Calls `on_change` whenever the upstream announces that its tools, prompts or
     /// resources changed; runs until the upstream cannot announce anything (then returns).
     fn watch_changes(&self, on_change: ChangeCallback) -> BoxFuture<'_, ()>;
+    /// The upstream resource URIs some client wants updates of (the whole set, replacing
+    /// the last): the target subscribes upstream as its protocol allows, and updates come
+    /// back through `watch_changes`. Kinds without resource updates ignore it.
+    fn watch_resources(&self, _uris: Vec<String>) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Builds a target from its config. Nothing is contacted or started here (`check` builds

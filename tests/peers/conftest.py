@@ -1,9 +1,10 @@
 """Fixtures that run mcp-sidecar between real MCP peers.
 
-Upstreams: @modelcontextprotocol/server-everything (Node, stateful, SSE) and a FastMCP server
-(Python SDK 1.x, stateless, JSON). The sidecar binary is target/debug/mcp-sidecar unless
-MCP_SIDECAR_BIN says otherwise. Every process listens on 127.0.0.1 only, every wait is
-bounded, and every process is stopped by its PID in teardown.
+Upstreams: @modelcontextprotocol/server-everything (Node, stateful, SSE), a FastMCP server
+(Python SDK 1.x, stateless, JSON) and fixtures/mrtr_server.py (Python SDK 2.x, asks its client
+for input: input_required results at 2026-07-28, mid-call requests before). The sidecar binary
+is target/debug/mcp-sidecar unless MCP_SIDECAR_BIN says otherwise. Every process listens on
+127.0.0.1 only, every wait is bounded, and every process is stopped by its PID in teardown.
 """
 
 from __future__ import annotations
@@ -148,6 +149,18 @@ def start_fastmcp(logdir: Path, port: int | None = None) -> Proc:
     return proc
 
 
+def start_mrtr(logdir: Path, port: int | None = None) -> Proc:
+    """fixtures/mrtr_server.py (Python SDK 2.x): tools that ask the client for input, through
+    input_required results at 2026-07-28 and mid-call requests before it."""
+    if not VENV_MCP2_PY.is_file():
+        pytest.fail(f"{VENV_MCP2_PY} missing: run `bash tests/setup.sh`")
+    port = port or free_port()
+    proc = spawn("mrtr", [str(VENV_MCP2_PY), str(FIXTURES / "mrtr_server.py"), "--port", str(port)], logdir)
+    wait_for_port(proc, port)
+    proc.port, proc.url = port, f"http://127.0.0.1:{port}/mcp"
+    return proc
+
+
 def wait_for_listening_line(proc: Proc, timeout: float = START_TIMEOUT_S) -> str:
     """The sidecar prints exactly one `listening http://HOST:PORT/mcp` line on stdout."""
     deadline = time.monotonic() + timeout
@@ -251,6 +264,13 @@ def everything(logdir: Path) -> Iterator[Proc]:
 @pytest.fixture(scope="session")
 def fast(logdir: Path) -> Iterator[Proc]:
     proc = start_fastmcp(logdir)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def mrtr(logdir: Path) -> Iterator[Proc]:
+    proc = start_mrtr(logdir)
     yield proc
     proc.stop()
 

@@ -139,7 +139,8 @@ def test_server_discover_answered(sidecar: Proc) -> None:
         "jsonrpc": "2.0",
         "id": 1,
         "method": "server/discover",
-        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}},
+        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                             "io.modelcontextprotocol/clientCapabilities": {}}},
     }
     r = post_raw(sidecar.url, json.dumps(body), {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "server/discover"})
     assert r.status_code == 200, r.text
@@ -150,14 +151,16 @@ def test_server_discover_answered(sidecar: Proc) -> None:
 
 def test_modern_tools_call_result_carries_result_type(sidecar: Proc) -> None:
     """At 2026-07-28 every result must carry resultType; a relayed tools/call result too."""
-    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}
     hdrs = {"MCP-Protocol-Version": "2026-07-28"}
     for method, params in (
         ("tools/list", {"_meta": meta}),
         ("tools/call", {"name": "fast___echo", "arguments": {"text": "modern"}, "_meta": meta}),
     ):
+        name = {"Mcp-Name": params["name"]} if "name" in params else {}
         r = post_raw(sidecar.url, json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
-                     {**hdrs, "Mcp-Method": method})
+                     {**hdrs, "Mcp-Method": method, **name})
         assert r.status_code == 200, r.text
         res = r.json().get("result")
         assert res is not None, r.text

@@ -16,13 +16,19 @@ use http::header::{ACCEPT, CONTENT_TYPE};
 use tokio::time::Instant;
 
 use super::McpClient;
+use super::session::Negotiation;
 use super::sse::SseParser;
 use super::transport::{Outgoing, Replies, StreamEnd, Transport, Wire};
 use crate::config::{McpServerSpec, TargetConfig};
-use crate::protocol::{PROTOCOL_HEADER, SESSION_HEADER};
+use crate::protocol::param_headers;
+use crate::protocol::{METHOD_HEADER, NAME_HEADER, PROTOCOL_HEADER, SESSION_HEADER};
 use crate::targets::credentials::provider_for;
+use crate::targets::error::quote;
 use crate::targets::http::{HttpSender, printable_url, read_failure, read_quote};
 use crate::targets::{Description, FailureKind, TargetError};
+
+/// How much of a refusal's JSON body is read to find a JSON-RPC error in it.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// An `mcp_server` target: the MCP client over streamable HTTP.
 pub fn target(
@@ -37,7 +43,8 @@ pub fn target(
         url,
         max_message_bytes: config.max_message_bytes,
     };
-    Ok(McpClient::new(config, transport))
+    let negotiation = Negotiation::from_config(spec.protocol_version.as_deref());
+    Ok(McpClient::new(config, transport, negotiation))
 }
 
 pub struct StreamableHttp {
@@ -131,6 +138,86 @@ impl StreamableHttp {
     }
 }
 
+impl StreamableHttp {
+    /// A non-success answer to a request. A JSON-RPC error for it in the body is the
+    /// reply (2026-07-28 servers answer bad requests with 400 and one); a session the server
+    /// no longer knows, or a server that no longer speaks 2026-07-28, is an expired session;
+    /// anything else is an HTTP failure that quotes the body.
+    async fn refused(
+        &self,
+        mut response: reqwest::Response,
+        method: &str,
+        id: u64,
+        had_session: bool,
+        modern: bool,
+    ) -> Result<HttpReplies, TargetError> {
+        let status = response.status();
+        let json = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
+        let body = if json {
+            self.sender
+                .read_body(&mut response, ERROR_BODY_LIMIT, method)
+                .await
+                .unwrap_or_default()
+        } else {
+            read_quote(&mut response).await.into_bytes()
+        };
+        if json && answers(&body, id) {
+            return Ok(HttpReplies::Json(Some(body)));
+        }
+        let text = quote(&body);
+        if status == http::StatusCode::BAD_REQUEST && had_session {
+            // The TypeScript SDK's servers answer an unknown session with 400 ("No valid
+            // session ID provided") rather than the spec's 404, e.g. after a restart.
+            if text.to_ascii_lowercase().contains("session") {
+                return Err(self.sender.error(
+                    FailureKind::SessionExpired,
+                    format!("HTTP 400 for the session: {text}"),
+                ));
+            }
+        } else if status == http::StatusCode::BAD_REQUEST && modern {
+            // A 2026-07-28 server answers a bad request with a JSON-RPC error; a bare 400
+            // means the server behind the URL speaks a legacy version now.
+            return Err(self.sender.error(
+                FailureKind::SessionExpired,
+                format!("HTTP 400 without a JSON-RPC error to a 2026-07-28 request: {text}"),
+            ));
+        }
+        let hint = match status.as_u16() {
+            401 | 403 => " (credentials rejected)",
+            404 => " (check the target url)",
+            429 => " (throttled)",
+            _ => "",
+        };
+        Err(self.sender.error(
+            FailureKind::HttpStatus(status.as_u16()),
+            format!("{method} → {status}{hint}: {text}"),
+        ))
+    }
+}
+
+/// Whether `body` is a JSON-RPC response to request `id`.
+fn answers(body: &[u8], id: u64) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Response {
+        id: Option<serde_json::Value>,
+    }
+    serde_json::from_slice::<Response>(body)
+        .ok()
+        .and_then(|r| r.id)
+        .and_then(|id| id.as_u64())
+        == Some(id)
+}
+
+/// A header value, Base64-wrapped when it is not plain visible ASCII.
+fn header_value(value: &str) -> Result<HeaderValue, TargetError> {
+    HeaderValue::from_str(&param_headers::encode(value))
+        .map_err(|_| TargetError::new("", FailureKind::BadResponse, "unencodable header value"))
+}
+
 impl Transport for StreamableHttp {
     type Link = Option<HeaderValue>;
     type Replies = HttpReplies;
@@ -152,12 +239,31 @@ impl Transport for StreamableHttp {
         out: Outgoing<'_, Self::Link>,
     ) -> Result<(Self::Link, HttpReplies), TargetError> {
         let method = out.method;
-        let request = self.request(
+        let mut request = self.request(
             http::Method::POST,
             out.wire,
             "application/json, text/event-stream",
             Some(out.body),
         )?;
+        let modern = out.wire.is_some_and(Wire::is_modern);
+        if modern {
+            // 2026-07-28: the method, name and annotated arguments travel as headers too,
+            // for intermediaries.
+            let headers = request.headers_mut();
+            headers.insert(METHOD_HEADER, header_value(method)?);
+            if let Some(name) = out.name {
+                headers.insert(NAME_HEADER, header_value(name)?);
+            }
+            for (name, value) in out.headers {
+                let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    self.sender.error(
+                        FailureKind::BadResponse,
+                        format!("`{name}` is not a header name"),
+                    )
+                })?;
+                headers.insert(name, header_value(value)?);
+            }
+        }
         let mut response = self.sender.send(request, out.deadline, method).await?;
         let link = response.headers().get(SESSION_HEADER).cloned();
         let status = response.status();
@@ -167,23 +273,11 @@ impl Transport for StreamableHttp {
                 .sender
                 .error(FailureKind::SessionExpired, "HTTP 404 for the session"));
         }
-        if status == http::StatusCode::BAD_REQUEST && had_session {
-            // The TypeScript SDK's servers answer an unknown session with 400 ("No valid
-            // session ID provided") rather than the spec's 404, e.g. after a restart.
-            let body = read_quote(&mut response).await;
-            if body.to_ascii_lowercase().contains("session") {
-                return Err(self.sender.error(
-                    FailureKind::SessionExpired,
-                    format!("HTTP 400 for the session: {body}"),
-                ));
-            }
-            return Err(self.sender.error(
-                FailureKind::HttpStatus(400),
-                format!("{method} → 400 Bad Request: {body}"),
-            ));
-        }
         if !status.is_success() {
-            return Err(self.sender.status_error(response, method, "").await);
+            return self
+                .refused(response, method, out.id, had_session, modern)
+                .await
+                .map(|replies| (link, replies));
         }
         let content_type = response
             .headers()

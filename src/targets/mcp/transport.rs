@@ -25,12 +25,28 @@ pub struct Wire<L> {
     pub protocol_version: HeaderValue,
 }
 
+impl<L> Wire<L> {
+    /// The session speaks 2026-07-28 or later: per-request `_meta`, no handshake.
+    pub fn is_modern(&self) -> bool {
+        self.protocol_version
+            .to_str()
+            .is_ok_and(crate::protocol::is_modern)
+    }
+}
+
 /// One JSON-RPC request on its way out.
 pub struct Outgoing<'a, L> {
     /// The session it belongs to; `None` before there is one (`initialize`).
     pub wire: Option<&'a Wire<L>>,
+    /// Its JSON-RPC id (a transport may find its answer by it, even in an error body).
+    pub id: u64,
     /// The method, for messages and for transports that route on it.
     pub method: &'a str,
+    /// The tool or prompt name, or the resource URI, for transports that route on it
+    /// (streamable HTTP's `Mcp-Name` at 2026-07-28).
+    pub name: Option<&'a str>,
+    /// Headers that travel with it on HTTP (`Mcp-Param-*`), name and value.
+    pub headers: &'a [(String, String)],
     /// The whole JSON-RPC message.
     pub body: Bytes,
     /// When the caller gives up; retries inside the transport stay within it.
@@ -57,8 +73,9 @@ pub trait Replies: Send {
 }
 
 pub trait Transport: Send + Sync + 'static {
-    /// The transport's handle on a session (see [`Wire::link`]).
-    type Link: Send + Sync + 'static;
+    /// The transport's handle on a session (see [`Wire::link`]); the default is "no
+    /// session" (a 2026-07-28 upstream, or a request before `initialize`).
+    type Link: Default + Send + Sync + 'static;
     type Replies: Replies;
 
     /// Kind, endpoint and credentials, for `check` and `/readyz`.

@@ -20,8 +20,21 @@ pub fn is_handshake_version(version: &str) -> bool {
     SUPPORTED_VERSIONS.contains(&version) && version < STATELESS_SINCE
 }
 
-/// `_meta` key that carries the protocol version of a 2026-07-28 request.
+/// Whether `version` is a modern (per-request `_meta`, no handshake) version.
+pub fn is_modern(version: &str) -> bool {
+    version >= STATELESS_SINCE
+}
+
+/// `_meta` keys a 2026-07-28 request carries (SEP-2575): its protocol version, who sends it,
+/// what it can answer mid-call, and the log level it wants (no logs without one).
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+/// `_meta` key of a `server/discover` result that names the server.
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+/// `_meta` key every notification on a `subscriptions/listen` stream carries.
+pub const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 /// Prefix of the `_meta` keys the protocol itself defines (per-request, per-hop).
 pub const META_PROTOCOL_PREFIX: &str = "io.modelcontextprotocol/";
 
@@ -31,9 +44,16 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 pub const METHOD_HEADER: &str = "mcp-method";
 pub const NAME_HEADER: &str = "mcp-name";
 
-/// The notifications that mean "sync again".
-pub const LIST_CHANGED: &[&str] = &[
-    "notifications/tools/list_changed",
-    "notifications/prompts/list_changed",
-    "notifications/resources/list_changed",
-];
+/// JSON-RPC's own error codes.
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+
+/// Error codes MCP defines.
+pub const HEADER_MISMATCH: i64 = -32020;
+pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+
+pub mod param_headers;
