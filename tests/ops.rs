@@ -115,23 +115,26 @@ async fn over_the_limits_callers_get_a_fast_503_with_retry_after() {
     let running = start(&format!("{config}{}", target_toml("alpha", &up.url, ""))).await;
     let base = format!("http://{}", running.local_addr);
 
-    // max_in_flight = 1: a second request while a slow call runs is refused at once.
-    let slow = slow_call(&running.url, "alpha___tool_000", 800);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let started = Instant::now();
-    let response = client()
-        .post(&running.url)
-        .header("content-type", "application/json")
-        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_millis(300),
-        "{:?}",
-        started.elapsed()
-    );
+    // max_in_flight = 1: a second request while a slow call runs is refused at once. (The
+    // slow call may take a moment to start on a busy machine: ask until it has.)
+    let slow = slow_call(&running.url, "alpha___tool_000", 1500);
+    let deadline = Instant::now() + Duration::from_millis(1200);
+    let (response, took) = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let response = client()
+            .post(&running.url)
+            .header("content-type", "application/json")
+            .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 503 || Instant::now() > deadline {
+            break (response, started.elapsed());
+        }
+    };
     assert_eq!(response.status(), 503);
+    assert!(took < Duration::from_millis(300), "{took:?}");
     assert_eq!(response.headers()["retry-after"], "2");
     let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert!(
@@ -166,14 +169,8 @@ async fn over_the_limits_callers_get_a_fast_503_with_retry_after() {
             .collect::<Vec<_>>()
     })
     .await;
-    let (answer, closed) = blocking(move || {
-        exchange(
-            addr,
-            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-            Duration::from_secs(2),
-        )
-    })
-    .await;
+    // (The client waits for the answer before sending: the refusal is written on accept.)
+    let (answer, closed) = blocking(move || exchange(addr, b"", Duration::from_secs(2))).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("retry-after: 2"), "{answer}");
     assert!(closed.is_some());
@@ -315,6 +312,8 @@ async fn reload_keeps_unchanged_targets_and_refuses_invalid_configs() {
     wait_for_state(&base, "beta", "ready").await;
     let parse = |text: &str| mcp_sidecar::config::Config::parse(text, &|_| None);
 
+    // Whatever handshake alpha's upstream needed (initialize, or server/discover) was done.
+    let handshakes = a.knobs.initializes.load(Ordering::SeqCst);
     // A call to alpha is in flight while beta changes and gamma arrives.
     let slow = slow_call(&running.url, "alpha___tool_000", 700);
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -351,7 +350,7 @@ async fn reload_keeps_unchanged_targets_and_refuses_invalid_configs() {
     // Alpha kept its session and was not re-synced; beta (changed) was.
     let reply = call_tool(&running.url, "alpha___tool_001", json!({"text": "x"})).await;
     assert_eq!(reply["result"]["content"][0]["text"], "alpha:tool_001:x");
-    assert_eq!(a.knobs.initializes.load(Ordering::SeqCst), 1);
+    assert_eq!(a.knobs.initializes.load(Ordering::SeqCst), handshakes);
     assert_eq!(a.knobs.lists.load(Ordering::SeqCst), 1);
     assert!(b.knobs.lists.load(Ordering::SeqCst) >= 2);
 
@@ -399,5 +398,5 @@ async fn reload_keeps_unchanged_targets_and_refuses_invalid_configs() {
     let (_, ready) = readyz(&base).await;
     assert_eq!(ready["config"]["error"], Value::Null);
     assert_eq!(ready["config"]["generation"], 3);
-    assert_eq!(a.knobs.initializes.load(Ordering::SeqCst), 1);
+    assert_eq!(a.knobs.initializes.load(Ordering::SeqCst), handshakes);
 }
