@@ -39,7 +39,7 @@ use tracing::Instrument;
 use self::auth::{AuthError, Authenticator, WELL_KNOWN};
 use self::framing::{Accepts, respond};
 use self::guard::HostGuard;
-use self::jsonrpc::{INVALID_REQUEST, Incoming, RpcError, UNAUTHORIZED};
+use self::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST, Incoming, RpcError, UNAUTHORIZED};
 use crate::Relay;
 use crate::config::Config;
 use crate::live::Shared;
@@ -142,6 +142,7 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
         &headers,
         inbound.max_body_bytes,
         inbound.body_read_timeout,
+        inbound.shared.draining(),
     )
     .await
     {
@@ -280,12 +281,16 @@ async fn protected_resource_metadata(
 }
 
 /// Reads the body up to the configured limit (larger bodies get 413 with a JSON-RPC error)
-/// within `timeout` (a client that stops sending mid-body gets 408).
+/// within `timeout` (a client that stops sending mid-body gets 408). A body still arriving
+/// when shutdown begins is not waited for: nothing of the request has reached a target, so
+/// it is answered 503 at once (a request that arrives during `drain_delay_secs` is read as
+/// usual).
 async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
     timeout: Duration,
+    mut draining: tokio::sync::watch::Receiver<bool>,
 ) -> Result<bytes::Bytes, RpcError> {
     let too_large = || {
         RpcError::new(
@@ -301,8 +306,25 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
-        .await
+    let already_draining = *draining.borrow_and_update();
+    let shutdown = async move {
+        if already_draining {
+            std::future::pending::<()>().await;
+        }
+        let _ = draining.wait_for(|d| *d).await;
+    };
+    let reading = tokio::time::timeout(timeout, Limited::new(body, limit).collect());
+    let collected = tokio::select! {
+        collected = reading => collected,
+        _ = shutdown => {
+            return Err(RpcError::new(
+                INTERNAL_ERROR,
+                "mcp-sidecar is shutting down; the request body had not arrived (nothing was relayed)",
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE));
+        }
+    };
+    let collected = collected
         .map_err(|_| {
             RpcError::new(
                 INVALID_REQUEST,
