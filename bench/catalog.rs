@@ -151,10 +151,6 @@ fn ms(d: Duration) -> String {
     }
 }
 
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
 struct SizeResult {
     sync: Duration,
     saved: Duration,
@@ -179,17 +175,7 @@ struct RestartResult {
 async fn measure(bin: &Path, client: &reqwest::Client, n: usize, restart: bool) -> SizeResult {
     let dir = TempDir::new(&n.to_string());
     let extra = n.to_string();
-    let (upstream, upstream_url) = common::spawn_listening(
-        bin,
-        &[
-            "demo-upstream",
-            "--listen",
-            "127.0.0.1:0",
-            "--stateless",
-            "--extra-tools",
-            &extra,
-        ],
-    );
+    let (upstream, upstream_url) = common::spawn_demo_upstream(bin, &extra);
     let config = write_config(&dir.0, &upstream_url);
     let config_arg = config.to_string_lossy().into_owned();
     let serve = ["serve", "--config", config_arg.as_str()];
@@ -366,14 +352,14 @@ async fn main() {
     );
     row(
         "peak memory (VmHWM) after first sync",
-        mib(small.peak_after_sync),
-        mib(large.peak_after_sync),
+        common::mib(small.peak_after_sync),
+        common::mib(large.peak_after_sync),
         "—",
     );
     row(
         "peak memory (VmHWM) after second sync",
-        mib(small.peak_after_resync),
-        mib(large.peak_after_resync),
+        common::mib(small.peak_after_resync),
+        common::mib(large.peak_after_resync),
         "—",
     );
     row(
@@ -415,7 +401,7 @@ async fn main() {
     row(
         "peak memory (VmHWM) after restart from the saved catalog",
         String::new(),
-        mib(restart.peak),
+        common::mib(restart.peak),
         "—",
     );
     let _ = writeln!(

@@ -51,6 +51,14 @@ pub struct Relay {
     pub request_state_ttl: Duration,
     /// The upstream resources some client wants updates of.
     pub resources: Arc<inbound::subscriptions::ResourceWatch>,
+    /// Calls waiting for a 2026-07-28 caller's answer to their upstream's question.
+    pub parked: Arc<inbound::bridge::ParkedCalls>,
+    /// Questions sent to legacy callers, waiting for the answers they POST back.
+    pub answers: Arc<inbound::bridge::ClientAnswers>,
+    /// What legacy sessions subscribed to (this process only).
+    pub sessions: Arc<inbound::session::SessionSubscriptions>,
+    /// The tool-search tool, when `[search]` is enabled.
+    pub search: Option<inbound::search::SearchTool>,
 }
 
 /// How [`start_with`] runs beyond the config itself.

@@ -453,6 +453,19 @@ fn assemble(
         sealer,
         request_state_ttl: Duration::from_secs(config.inbound.request_state_ttl_secs),
         resources: previous.map_or_else(Default::default, |p| p.relay.resources.clone()),
+        // Calls parked for an answer, questions awaiting one, and legacy sessions'
+        // subscriptions belong to callers, not to a config: they carry over.
+        parked: match previous {
+            Some(p) if p.config.inbound.max_waiting_calls == config.inbound.max_waiting_calls => {
+                p.relay.parked.clone()
+            }
+            _ => Arc::new(crate::inbound::bridge::ParkedCalls::new(
+                config.inbound.max_waiting_calls,
+            )),
+        },
+        answers: previous.map_or_else(Default::default, |p| p.relay.answers.clone()),
+        sessions: previous.map_or_else(Default::default, |p| p.relay.sessions.clone()),
+        search: crate::inbound::search::SearchTool::new(&config.search)?,
     });
     let auth = match previous {
         Some(p) if same_auth(&p.config.inbound, &config.inbound) => p.auth.clone(),

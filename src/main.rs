@@ -247,7 +247,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Check(source) => match source.resolve() {
             Ok(config) => {
-                print_plan(&config)?;
+                print_plan(&config).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => config_error(e),
@@ -295,7 +295,7 @@ async fn demo(listen: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_plan(config: &Config) -> anyhow::Result<()> {
+async fn print_plan(config: &Config) -> anyhow::Result<()> {
     let i = &config.inbound;
     println!("inbound:");
     println!("  listen        {} (path {})", i.listen, i.path);
@@ -428,10 +428,26 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
             String::new()
         }
     );
+    if config.search.enabled {
+        let s = &config.search;
+        let listing = match s.expose {
+            mcp_sidecar::config::Expose::All => "listed first, with every tool".to_string(),
+            mcp_sidecar::config::Expose::SearchOnly => format!(
+                "listed alone with pinned [{}]; every tool stays callable",
+                s.pinned.join(", ")
+            ),
+        };
+        println!("search:         tool {} ({listing})", s.tool_name);
+        println!(
+            "  ranking       BM25 + built-in static encoder (no network); limit {} (max {})",
+            s.default_limit, s.max_limit
+        );
+    }
     println!("targets:");
     for t in &config.targets {
         // Building contacts nothing; it is what `serve` would run.
-        let about = mcp_sidecar::targets::build(t)?.describe();
+        let target = mcp_sidecar::targets::build(t)?;
+        let about = target.describe();
         println!("  - {} ({}) {}", t.name, about.kind, about.endpoint);
         println!(
             "    tools exposed as {}",
@@ -477,6 +493,10 @@ fn print_plan(config: &Config) -> anyhow::Result<()> {
             t.sync_interval_secs
                 .unwrap_or(config.catalog.sync_interval_secs)
         );
+        // Kinds with a definition (OpenAPI, Smithy) load it and report what maps to tools.
+        for line in target.inspect().await {
+            println!("    {line}");
+        }
     }
     Ok(())
 }

@@ -65,6 +65,21 @@ pub fn spawn_listening(bin: &Path, args: &[&str]) -> (Proc, String) {
     start().unwrap_or_else(|e| panic!("starting {name}: {e:#}"))
 }
 
+/// The demo upstream (stateless) with `extra_tools` synthetic tools besides its own five.
+pub fn spawn_demo_upstream(bin: &Path, extra_tools: &str) -> (Proc, String) {
+    spawn_listening(
+        bin,
+        &[
+            "demo-upstream",
+            "--listen",
+            "127.0.0.1:0",
+            "--stateless",
+            "--extra-tools",
+            extra_tools,
+        ],
+    )
+}
+
 /// A child process with its stderr in a log file; killed (by PID) when dropped.
 pub struct Proc {
     pub name: String,
@@ -242,4 +257,9 @@ pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
 /// A duration in milliseconds, three decimals.
 pub fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A size in KiB as MiB, one decimal.
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
 }

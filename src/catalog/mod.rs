@@ -10,11 +10,13 @@ pub mod events;
 pub mod naming;
 pub mod persist;
 pub mod schema;
+pub mod search;
 pub mod store;
 pub mod sync;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use serde_json::value::RawValue;
@@ -157,6 +159,9 @@ pub struct Catalog {
     pub normalized: Vec<String>,
     /// Tools left out because their definitions break a protocol rule, as notes.
     pub rejected: Vec<String>,
+    /// The tool-search index over `tools`, when `[search]` is enabled. Set by the store
+    /// right after `build`, before the snapshot is published (see `search/mod.rs`).
+    pub search: Option<Arc<search::SearchIndex>>,
 }
 
 #[derive(Debug)]
@@ -257,6 +262,7 @@ impl Catalog {
             offers: offers(contributions),
             normalized,
             rejected,
+            search: None,
         }
     }
 }

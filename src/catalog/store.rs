@@ -71,6 +71,8 @@ pub struct CatalogStore {
     max_name_len: usize,
     min_kept_fraction: f64,
     state: Option<StateDir>,
+    /// `[search] enabled`: every published snapshot carries a search index.
+    search: bool,
     /// Serializes rebuilds so two syncs finishing together cannot publish out of order.
     rebuild: Mutex<()>,
     /// What changed, for listeners.
@@ -106,6 +108,7 @@ impl CatalogStore {
             ),
             min_kept_fraction: config.catalog.min_kept_fraction,
             state: config.catalog.state_dir.clone().map(StateDir::new),
+            search: config.search.enabled,
             rebuild: Mutex::new(()),
             events: Events::default(),
         })
@@ -258,7 +261,22 @@ impl CatalogStore {
                 normalize_schemas: slot.normalize_schemas,
             })
             .collect();
-        let catalog = Catalog::build(&contributions, self.max_name_len);
+        let mut catalog = Catalog::build(&contributions, self.max_name_len);
+        if self.search {
+            // Tool search: the index is built with the snapshot it searches and published
+            // with it; tools whose indexed text is unchanged keep their vectors.
+            let started = std::time::Instant::now();
+            let previous = self.current.load();
+            let tools = catalog.tools.iter().map(|e| (e.exposed.as_str(), &*e.json));
+            let index = super::search::SearchIndex::build(tools, previous.search.as_deref());
+            tracing::info!(
+                tools = index.len(),
+                embedded = index.embedded(),
+                ms = started.elapsed().as_millis() as u64,
+                "search index built"
+            );
+            catalog.search = Some(Arc::new(index));
+        }
         tracing::info!(
             tools = catalog.tools.len(),
             prompts = catalog.prompts.len(),

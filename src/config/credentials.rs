@@ -28,6 +28,9 @@ pub enum CredentialProviderConfig {
         /// A file holding the secret (read once at start-up; surrounding whitespace trimmed).
         #[serde(default)]
         value_file: Option<PathBuf>,
+        /// Send the key as this query parameter (e.g. `api_key`) instead of in `header`.
+        #[serde(default)]
+        query_param: Option<String>,
     },
     /// AWS Signature Version 4 over every request (AgentCore's `GATEWAY_IAM_ROLE`).
     #[serde(alias = "gateway_iam_role")]
@@ -113,7 +116,9 @@ pub enum ClientAuthMethod {
 impl CredentialProviderConfig {
     /// Checks what types cannot; `url` is the target's URL (SigV4 infers its signing scope
     /// from it). The error is (".sub.field" or "", problem).
-    pub fn validate(&self, url: &url::Url) -> Result<(), (String, String)> {
+    /// `None`: the URL is known only later (from an API definition); the SigV4 scope is
+    /// then resolved when it is.
+    pub fn validate(&self, url: Option<&url::Url>) -> Result<(), (String, String)> {
         match self {
             CredentialProviderConfig::None => Ok(()),
             CredentialProviderConfig::ApiKey {
@@ -121,6 +126,7 @@ impl CredentialProviderConfig {
                 prefix,
                 value,
                 value_file,
+                query_param,
             } => {
                 match (value.expose().is_empty(), value_file) {
                     (true, None) => {
@@ -134,6 +140,19 @@ impl CredentialProviderConfig {
                     }
                     _ => {}
                 }
+                if let Some(name) = query_param {
+                    if name.is_empty()
+                        || name
+                            .chars()
+                            .any(|c| c.is_control() || c.is_whitespace() || "&=#".contains(c))
+                    {
+                        return Err((
+                            ".query_param".into(),
+                            format!("`{name}` is not a query parameter name"),
+                        ));
+                    }
+                    return Ok(());
+                }
                 validate_header(header, &format!("{prefix}{}", value.expose()))
                     .map_err(|p| (String::new(), p))
             }
@@ -144,7 +163,7 @@ impl CredentialProviderConfig {
 }
 
 impl Sigv4Config {
-    fn validate(&self, url: &url::Url) -> Result<(), (String, String)> {
+    fn validate(&self, url: Option<&url::Url>) -> Result<(), (String, String)> {
         for (field, value) in [
             (".service", &self.service),
             (".region", &self.region),
@@ -193,6 +212,9 @@ impl Sigv4Config {
                 ));
             }
         }
+        let Some(url) = url else {
+            return Ok(());
+        };
         self.scope(url, &|name| std::env::var(name).ok())
             .map(|_| ())
             .map_err(|p| (".region".into(), p))
@@ -604,7 +626,7 @@ mod tests {
         };
         assert!(c.scope(&local, &none).unwrap_err().contains("region"));
 
-        let field = |c: Sigv4Config| c.validate(&url).unwrap_err();
+        let field = |c: Sigv4Config| c.validate(Some(&url)).unwrap_err();
         let e = field(Sigv4Config {
             region_set: Some(vec!["us-east-1".into()]),
             ..Default::default()
@@ -612,7 +634,11 @@ mod tests {
         assert!(e.0 == ".region_set" && e.1.contains("sigv4a"), "{e:?}");
         assert_eq!(field(v4a(Some(&[]))).0, ".region_set");
         assert!(field(v4a(Some(&["us east"]))).1.contains("`us east`"));
-        assert!(v4a(Some(&["us-*", "eu-west-1"])).validate(&url).is_ok());
+        assert!(
+            v4a(Some(&["us-*", "eu-west-1"]))
+                .validate(Some(&url))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! Vocabulary follows AgentCore Gateway: the sidecar has `targets`, each with a `kind` and a
 //! `credential_provider`. Every validation error names the field it is about.
 
+mod api_target;
 mod authorizer;
 mod credentials;
 mod interpolate;
+mod search;
 mod secret;
 mod target;
 
@@ -14,6 +16,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use api_target::{OpenapiSpec, OperationFilter, SmithySpec};
 pub use authorizer::{
     AuthorizerConfig, ClaimCondition, ClaimOperator, ClaimValueType, ToolRuleConfig,
 };
@@ -22,6 +25,7 @@ pub use credentials::{
     ScopeSource, SigningAlgorithm, SigningScope, Sigv4Config, infer_scope,
 };
 pub use interpolate::interpolate_env;
+pub use search::{Expose, GATEWAY_SEARCH_TOOL, SearchConfig};
 pub use secret::Secret;
 pub use target::{CurationConfig, McpServerSpec, TargetConfig, TargetSpec};
 
@@ -57,6 +61,9 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// The tool-search tool (off unless `[search] enabled = true`).
+    #[serde(default)]
+    pub search: SearchConfig,
 }
 
 /// Logs, metrics and traces.
@@ -178,6 +185,9 @@ pub struct InboundConfig {
     pub state_key: Option<Secret>,
     /// How long a sealed `requestState` stays valid (the time a user has to answer).
     pub request_state_ttl_secs: u64,
+    /// Calls held in memory while a 2026-07-28 caller answers what a legacy upstream asked
+    /// mid-call; beyond it such questions are refused.
+    pub max_waiting_calls: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -217,6 +227,7 @@ impl Default for InboundConfig {
             drain_delay_secs: 0,
             state_key: None,
             request_state_ttl_secs: 600,
+            max_waiting_calls: 256,
         }
     }
 }
@@ -264,6 +275,7 @@ impl Config {
             admin: Default::default(),
             telemetry: Default::default(),
             reload: Default::default(),
+            search: Default::default(),
         }
     }
 
@@ -304,6 +316,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let listen = self.listen_addr()?;
         self.validate_inbound_auth()?;
+        self.search.validate()?;
         if !listen.ip().is_loopback() && self.inbound.auth_mode().is_none() {
             return Err(ConfigError::new(
                 "inbound.auth",
@@ -592,6 +605,7 @@ mod tests {
                 assert_eq!(s.url, "http://127.0.0.1:9000/mcp");
                 assert_eq!(s.headers["X-Tenant"].expose(), "a");
             }
+            other => panic!("not an mcp_server: {other:?}"),
         }
     }
 

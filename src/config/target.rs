@@ -11,10 +11,11 @@
 //! ```
 //!
 //! Before deserializing, [`nest_kind_keys`] moves `kind` and every key that is not common
-//! into `spec = { <kind> = { … } }`, so the typed config is a plain struct with an
+//! into `kind_spec = { <kind> = { … } }` ([`NESTED_KEY`], a name no kind uses: `openapi` has
+//! a `spec` key of its own), so the typed config is a plain struct with an
 //! externally tagged enum: serde then checks each kind's keys on their own
 //! (`deny_unknown_fields` per kind) and the field path of an error stays exact
-//! (`targets[0].spec.mcp_server.url`, which [`display_path`] prints as `targets[0].url`).
+//! (`targets[0].kind_spec.mcp_server.url`, which [`display_path`] prints as `targets[0].url`).
 //! A new kind is one enum arm with its own struct here.
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::api_target::{OpenapiSpec, SmithySpec};
 use super::{ConfigError, CredentialProviderConfig, Secret, validate_header};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -29,6 +31,7 @@ use super::{ConfigError, CredentialProviderConfig, Secret, validate_header};
 pub struct TargetConfig {
     pub name: String,
     /// What the target is and how to reach it: `kind` and that kind's own keys.
+    #[serde(rename = "kind_spec")]
     pub spec: TargetSpec,
     #[serde(default = "default_true")]
     pub prefix_tools: bool,
@@ -72,6 +75,10 @@ pub struct TargetConfig {
 pub enum TargetSpec {
     /// An MCP server over streamable HTTP (JSON or SSE answers, stateful or stateless).
     McpServer(McpServerSpec),
+    /// A REST API described by an OpenAPI document: one tool per operation.
+    Openapi(OpenapiSpec),
+    /// An AWS service described by a Smithy model: one tool per operation, SigV4-signed.
+    Smithy(SmithySpec),
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -92,6 +99,8 @@ impl TargetSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             TargetSpec::McpServer(_) => "mcp_server",
+            TargetSpec::Openapi(_) => "openapi",
+            TargetSpec::Smithy(_) => "smithy",
         }
     }
 
@@ -100,6 +109,17 @@ impl TargetSpec {
     pub fn endpoint(&self) -> Option<url::Url> {
         match self {
             TargetSpec::McpServer(s) => url::Url::parse(&s.url).ok(),
+            TargetSpec::Openapi(s) => s.base_url.as_deref().and_then(|u| url::Url::parse(u).ok()),
+            TargetSpec::Smithy(_) => None,
+        }
+    }
+
+    /// Whether the kind sends HTTP requests (so credentials apply) even when [`Self::endpoint`]
+    /// is known only once its definition is loaded (an OpenAPI document's servers, a Smithy
+    /// model's endpoint prefix and signing name).
+    pub fn sends_http(&self) -> bool {
+        match self {
+            TargetSpec::McpServer(_) | TargetSpec::Openapi(_) | TargetSpec::Smithy(_) => true,
         }
     }
 
@@ -123,6 +143,8 @@ impl TargetSpec {
                 validate_protocol_version(s.protocol_version.as_deref())
                     .map_err(|p| ConfigError::new(at("protocol_version"), p))
             }
+            TargetSpec::Openapi(s) => s.validate(at),
+            TargetSpec::Smithy(s) => s.validate(at),
         }
     }
 }
@@ -267,7 +289,12 @@ impl TargetConfig {
         match self.spec.endpoint() {
             Some(endpoint) => self
                 .credential_provider
-                .validate(&endpoint)
+                .validate(Some(&endpoint))
+                .map_err(credentials)?,
+            // The endpoint comes with the definition: the SigV4 scope is resolved then.
+            None if self.spec.sends_http() => self
+                .credential_provider
+                .validate(None)
                 .map_err(credentials)?,
             None if !matches!(self.credential_provider, CredentialProviderConfig::None) => {
                 return Err(ConfigError::new(
@@ -279,6 +306,18 @@ impl TargetConfig {
                 ));
             }
             None => {}
+        }
+        if matches!(self.spec, TargetSpec::Smithy(_))
+            && !matches!(
+                self.credential_provider,
+                CredentialProviderConfig::None | CredentialProviderConfig::Sigv4(_)
+            )
+        {
+            return Err(ConfigError::new(
+                at("credential_provider"),
+                "a `smithy` target always signs with SigV4: leave it out (the default AWS \
+                 credential chain) or use type = \"sigv4\"",
+            ));
         }
         Ok(())
     }
@@ -318,8 +357,12 @@ fn validate_target_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Where [`nest_kind_keys`] puts `kind` and the kind's keys (the serde name of
+/// [`TargetConfig::spec`]).
+const NESTED_KEY: &str = "kind_spec";
+
 /// Rewrites each flat `[[targets]]` table into the nested shape [`TargetConfig`] reads:
-/// `kind` and every key that is not one of the common keys move to `spec.<kind>`.
+/// `kind` and every key that is not one of the common keys move to `kind_spec.<kind>`.
 pub(super) fn nest_kind_keys(raw: &mut toml::Value) -> Result<(), ConfigError> {
     let Some(targets) = raw.get_mut("targets").and_then(toml::Value::as_array_mut) else {
         return Ok(()); // absent, or not a list: serde says so with the right path
@@ -329,9 +372,9 @@ pub(super) fn nest_kind_keys(raw: &mut toml::Value) -> Result<(), ConfigError> {
         let Some(table) = target.as_table_mut() else {
             continue;
         };
-        if table.contains_key("spec") {
+        if table.contains_key(NESTED_KEY) {
             return Err(ConfigError::new(
-                format!("targets[{i}].spec"),
+                format!("targets[{i}].{NESTED_KEY}"),
                 "is not a target key (write the kind's keys beside `kind`)",
             ));
         }
@@ -362,18 +405,18 @@ pub(super) fn nest_kind_keys(raw: &mut toml::Value) -> Result<(), ConfigError> {
         }
         let mut tagged = toml::Table::new();
         tagged.insert(kind, toml::Value::Table(spec));
-        table.insert("spec".into(), toml::Value::Table(tagged));
+        table.insert(NESTED_KEY.into(), toml::Value::Table(tagged));
     }
     Ok(())
 }
 
-/// A serde field path as the user wrote it: `targets[0].spec.mcp_server.url` is
-/// `targets[0].url`, and an unknown kind (`targets[0].spec`) is `targets[0].kind`.
+/// A serde field path as the user wrote it: `targets[0].kind_spec.mcp_server.url` is
+/// `targets[0].url`, and an unknown kind (`targets[0].kind_spec`) is `targets[0].kind`.
 pub(super) fn display_path(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     let mut parts = path.split('.').peekable();
     while let Some(part) = parts.next() {
-        if part == "spec" && out.last().is_some_and(|p| p.starts_with("targets[")) {
+        if part == NESTED_KEY && out.last().is_some_and(|p| p.starts_with("targets[")) {
             match parts.next() {
                 Some(_kind) => continue,
                 None => {
@@ -444,14 +487,18 @@ mod tests {
     #[test]
     fn paths_read_as_written() {
         assert_eq!(
-            display_path("targets[2].spec.mcp_server.url"),
+            display_path("targets[2].kind_spec.mcp_server.url"),
             "targets[2].url"
         );
         assert_eq!(
-            display_path("targets[0].spec.mcp_server.headers.X"),
+            display_path("targets[0].kind_spec.mcp_server.headers.X"),
             "targets[0].headers.X"
         );
-        assert_eq!(display_path("targets[0].spec"), "targets[0].kind");
+        assert_eq!(display_path("targets[0].kind_spec"), "targets[0].kind");
+        assert_eq!(
+            display_path("targets[1].kind_spec.openapi.spec"),
+            "targets[1].spec"
+        );
         assert_eq!(
             display_path("targets[0].request_timeout_ms"),
             "targets[0].request_timeout_ms"
@@ -468,7 +515,7 @@ mod tests {
         nest_kind_keys(&mut raw).unwrap();
         let t = &raw["targets"][0];
         assert_eq!(
-            t["spec"]["mcp_server"]["url"].as_str(),
+            t["kind_spec"]["mcp_server"]["url"].as_str(),
             Some("http://x/mcp")
         );
         assert_eq!(t["max_retries"].as_integer(), Some(1));

@@ -11,6 +11,7 @@ use super::auth::{AuthError, Caller};
 use super::framing::{Accepts, respond};
 use super::jsonrpc::{METHOD_NOT_FOUND, Request, RpcError};
 use super::params::Params;
+use super::session::ClientSession;
 use super::version::{self, Version};
 use super::{lifecycle, listing, relay, subscriptions};
 use crate::Relay;
@@ -28,6 +29,23 @@ impl Gate<'_> {
         match self.rules {
             Some(rules) => rules.access(self.caller, tool),
             None => ToolAccess::Allowed,
+        }
+    }
+
+    /// Whether the caller may call tool `name`: a hidden tool is answered exactly like an
+    /// unknown one; missing scopes are a 403 challenge.
+    pub fn admit(&self, name: &str) -> Result<(), Failure> {
+        match self.access(name) {
+            ToolAccess::Allowed => Ok(()),
+            ToolAccess::Hidden => Err(RpcError::new(
+                super::jsonrpc::INVALID_PARAMS,
+                format!("unknown tool `{name}`"),
+            )
+            .with_data(serde_json::json!({ "tool": name }))
+            .into()),
+            ToolAccess::MissingScopes(needed) => {
+                Err(Failure::Auth(AuthError::InsufficientScope(needed)))
+            }
         }
     }
 
@@ -82,6 +100,8 @@ pub struct Call<'a> {
     pub version: Version,
     /// What the caller told about itself, for upstreams that need to know.
     pub client: ClientContext,
+    /// A legacy caller's session (its id, and what it declared), when it has one of ours.
+    pub session: Option<(String, ClientSession)>,
 }
 
 /// Answers one request. `Err` is a scope failure the caller turns into a 403 challenge.
@@ -122,7 +142,13 @@ fn check<'a>(
         _ => None,
     };
     let version = version::check_request(headers, method, params.meta.as_ref(), name.as_deref())?;
-    let client = params.client_context(version.modern);
+    let mut client = params.client_context(version.modern);
+    let session = (!version.modern)
+        .then(|| ClientSession::of_request(&relay.sealer, headers))
+        .flatten();
+    if let Some((_, session)) = &session {
+        client.capabilities = Some(session.capabilities.clone());
+    }
     Ok(Call {
         relay,
         headers,
@@ -134,6 +160,7 @@ fn check<'a>(
         gate,
         version,
         client,
+        session,
     })
 }
 
@@ -146,12 +173,26 @@ async fn dispatch(call: Call<'_>) -> Result<Answer, Failure> {
         "prompts/list" => listing::prompts(&call),
         "resources/list" => listing::resources(&call),
         "resources/templates/list" => Ok(listing::templates(&call)),
-        "tools/call" => relay::call_tool(call).await,
+        "tools/call" => match call.relay.search.as_ref() {
+            Some(search) if call.name.as_deref() == Some(search.name()) => {
+                call.gate.admit(search.name())?;
+                let gate = call.gate;
+                let visible = |tool: &str| gate.access(tool) == ToolAccess::Allowed;
+                let arguments = call.params.members.get("arguments").map(|a| &**a);
+                let result = search.call(&call.relay.store.snapshot(), arguments, visible)?;
+                let result = lifecycle::with_result_type(result, call.version.modern);
+                Ok(Answer::ok(super::jsonrpc::result_body(call.id, &result)))
+            }
+            _ => relay::call_tool(call).await,
+        },
         "prompts/get" => relay::get_prompt(call).await,
         "resources/read" => relay::read_resource(call).await,
         "completion/complete" => relay::complete(call).await,
         "logging/setLevel" => relay::set_level(call).await,
         "subscriptions/listen" => subscriptions::listen(call).await,
+        "resources/subscribe" | "resources/unsubscribe" => {
+            subscriptions::legacy_subscribe(call).await
+        }
         other => Err(RpcError::new(
             METHOD_NOT_FOUND,
             format!("method `{other}` is not supported by mcp-sidecar"),

@@ -72,7 +72,9 @@ impl RpcError {
 /// A message from the client.
 pub enum Incoming {
     Request(Request),
-    /// Notifications and client responses need no answer beyond 202.
+    /// A response to a request the sidecar sent the client (mid-call questions).
+    Response,
+    /// Notifications need no answer beyond 202.
     NoReply,
 }
 
@@ -150,7 +152,7 @@ pub fn parse(body: &[u8]) -> Result<Incoming, (RpcError, Option<Box<RawValue>>)>
         })),
         (Some(_), None) => Ok(Incoming::NoReply),
         (None, Some(_)) if envelope.result.is_some() || envelope.error.is_some() => {
-            Ok(Incoming::NoReply)
+            Ok(Incoming::Response)
         }
         (None, id) => Err((
             RpcError::new(INVALID_REQUEST, "a request needs a `method`"),
@@ -304,7 +306,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#),
-            Ok(Incoming::NoReply)
+            Ok(Incoming::Response)
         ));
     }
 

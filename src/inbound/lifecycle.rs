@@ -3,11 +3,14 @@
 
 use serde_json::{Value, json};
 
+use super::framing::respond;
 use super::handler::{Answer, Call, Failure};
 use super::jsonrpc::{self, INVALID_PARAMS, RpcError};
+use super::session::ClientSession;
 use super::version::{self, SUPPORTED_VERSIONS};
 use crate::catalog::Catalog;
-use crate::protocol::META_SERVER_INFO;
+use crate::protocol::{META_SERVER_INFO, SESSION_HEADER};
+use http::StatusCode;
 
 /// Tools always (the Gateway requires them); the rest when some target offers it.
 /// `modern`: list changes are announced on `subscriptions/listen` streams, which only
@@ -41,19 +44,48 @@ pub fn initialize(call: &Call<'_>) -> Result<Answer, Failure> {
     let requested = call.params.string("protocolVersion")?.ok_or_else(|| {
         RpcError::new(INVALID_PARAMS, "initialize needs `params.protocolVersion`")
     })?;
+    let declared: Option<Value> = call
+        .params
+        .members
+        .get("capabilities")
+        .and_then(|raw| serde_json::from_str(raw.get()).ok());
+    // A client that can answer questions mid-call gets a session that says so.
+    let session = ClientSession::mint(&call.relay.sealer, declared.as_ref());
     let catalog = call.relay.store.snapshot();
+    let mut capabilities = capabilities(&catalog, false);
+    if session.is_some() {
+        // With a session the client may open the GET stream, which carries list changes
+        // and the updates of the resources it subscribed to.
+        for (kind, offered) in [
+            ("tools", true),
+            ("prompts", catalog.offers.prompts),
+            ("resources", catalog.offers.resources),
+        ] {
+            if offered {
+                capabilities[kind]["listChanged"] = json!(true);
+            }
+        }
+        if catalog.offers.resources && catalog.offers.subscribe {
+            capabilities["resources"]["subscribe"] = json!(true);
+        }
+    }
     let mut result = json!({
         "protocolVersion": version::negotiate_initialize(&requested),
-        "capabilities": capabilities(&catalog, false),
+        "capabilities": capabilities,
         "serverInfo": server_info(),
     });
     if let Some(instructions) = &catalog.instructions {
         result["instructions"] = json!(instructions);
     }
-    Ok(Answer::ok(jsonrpc::result_body(
-        call.id,
-        &result.to_string(),
-    )))
+    let body = jsonrpc::result_body(call.id, &result.to_string());
+    let Some(session) = session else {
+        return Ok(Answer::ok(body));
+    };
+    let mut response = respond(StatusCode::OK, body, call.accepts);
+    if let Ok(id) = http::HeaderValue::from_str(&session) {
+        response.headers_mut().insert(SESSION_HEADER, id);
+    }
+    Ok(Answer::Stream(response))
 }
 
 pub fn discover(call: &Call<'_>) -> Answer {

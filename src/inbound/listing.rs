@@ -25,26 +25,36 @@ fn listing_hints(modern: bool) -> &'static str {
 }
 
 pub fn tools(call: &Call<'_>) -> Result<Answer, Failure> {
-    // A caller sees only the tools it may call (hidden and out-of-scope ones alike).
+    // A caller sees only the tools it may call (hidden and out-of-scope ones alike). With
+    // search on, its tool heads the first page; `search_only` lists only pinned tools.
     let gate = call.gate;
-    let visible = |e: &Entry| gate.access(&e.exposed) == ToolAccess::Allowed;
-    page(call, "tools", |c| &c.tools, visible)
+    let search = call.relay.search.as_ref();
+    let visible = |e: &Entry| {
+        gate.access(&e.exposed) == ToolAccess::Allowed && search.is_none_or(|s| s.lists(&e.exposed))
+    };
+    let first = search
+        .filter(|_| !call.params.members.contains_key("cursor"))
+        .filter(|s| gate.access(s.name()) == ToolAccess::Allowed)
+        .map(|s| s.definition());
+    page(call, "tools", |c| &c.tools, visible, first)
 }
 
 pub fn prompts(call: &Call<'_>) -> Result<Answer, Failure> {
-    page(call, "prompts", |c| &c.prompts, |_| true)
+    page(call, "prompts", |c| &c.prompts, |_| true, None)
 }
 
 pub fn resources(call: &Call<'_>) -> Result<Answer, Failure> {
-    page(call, "resources", |c| &c.resources, |_| true)
+    page(call, "resources", |c| &c.resources, |_| true, None)
 }
 
-/// One page of a listing from the catalog: `{"<key>":[…],"nextCursor":…}`.
+/// One page of a listing from the catalog: `{"<key>":[…],"nextCursor":…}`, with `first`
+/// (a definition that is not in the catalog, e.g. the search tool) ahead of the entries.
 fn page(
     call: &Call<'_>,
     key: &str,
     entries: impl Fn(&Catalog) -> &Entries,
     visible: impl Fn(&Entry) -> bool,
+    first: Option<&str>,
 ) -> Result<Answer, Failure> {
     let cursor = call.params.string("cursor")?;
     let catalog = call.relay.store.snapshot();
@@ -54,8 +64,11 @@ fn page(
     let size: usize = page.iter().map(|e| e.json.get().len() + 1).sum();
     let mut out = String::with_capacity(size + 96);
     out.push_str(&format!(r#"{{"{key}":["#));
+    if let Some(first) = first {
+        out.push_str(first);
+    }
     for (i, entry) in page.iter().enumerate() {
-        if i > 0 {
+        if i > 0 || first.is_some() {
             out.push(',');
         }
         out.push_str(entry.json.get());

@@ -6,6 +6,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bridge;
+pub mod carry;
 pub mod framing;
 pub mod guard;
 pub mod handler;
@@ -17,7 +19,9 @@ pub mod mrtr;
 pub mod params;
 pub mod relay;
 pub mod sealed;
+pub mod search;
 pub mod server;
+pub mod session;
 pub mod subscriptions;
 pub mod version;
 
@@ -93,7 +97,7 @@ pub fn router(
             );
     }
     let mcp = post(mcp_post)
-        .get(method_not_allowed)
+        .get(mcp_get)
         .delete(method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             limits,
@@ -154,6 +158,12 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
     match jsonrpc::parse(&bytes) {
         Err((error, id)) => respond(error.status, error.body(id.as_deref()), accepts),
         Ok(Incoming::NoReply) => StatusCode::ACCEPTED.into_response(),
+        Ok(Incoming::Response) => {
+            if !inbound.relay.answers.deliver(&bytes) {
+                tracing::debug!("a client answered a question nobody waits for (late or unknown)");
+            }
+            StatusCode::ACCEPTED.into_response()
+        }
         Ok(Incoming::Request(request)) => {
             let method = request.method.clone();
             // The tool's label and span name only for tools in the catalog (bounded).
@@ -235,6 +245,33 @@ async fn outcome_of(response: Response) -> (Response, Option<Cow<'static, str>>)
     };
     let error_type = jsonrpc::error_code(&bytes).map(crate::telemetry::metrics::jsonrpc_error_type);
     (Response::from_parts(parts, Body::from(bytes)), error_type)
+}
+
+/// GET on the MCP path: the event stream of a legacy session this sidecar issued (list
+/// changes, resource updates); anyone else gets 405, as a stateless endpoint answers.
+async fn mcp_get(State(inbound): State<Arc<Inbound>>, headers: HeaderMap) -> Response {
+    let accepts = Accepts::from_headers(&headers);
+    let Some((_, session)) = session::ClientSession::of_request(&inbound.relay.sealer, &headers)
+    else {
+        return method_not_allowed().await;
+    };
+    if let Err(reason) = inbound.guard.check(&headers) {
+        let error = RpcError::new(INVALID_REQUEST, reason).with_status(StatusCode::FORBIDDEN);
+        return respond(error.status, error.body(None), accepts);
+    }
+    if let Some(auth) = &inbound.auth
+        && let Err(error) = auth.authenticate(&headers).await
+    {
+        return auth_failure(auth, &headers, &error, accepts);
+    }
+    if !accepts.sse {
+        return StatusCode::NOT_ACCEPTABLE.into_response();
+    }
+    // A long-lived stream: not a request in flight, and it ends when shutdown begins.
+    limits::long_lived(
+        subscriptions::legacy_stream(&inbound.relay, session.nonce),
+        inbound.shared.draining(),
+    )
 }
 
 /// Marks an answer given before the request body was read. The server then cannot reuse
@@ -324,17 +361,16 @@ async fn read_body(
             .with_status(StatusCode::SERVICE_UNAVAILABLE));
         }
     };
-    let collected = collected
-        .map_err(|_| {
-            RpcError::new(
-                INVALID_REQUEST,
-                format!(
-                    "the request body did not arrive within {} ms (inbound.body_read_timeout_ms)",
-                    timeout.as_millis()
-                ),
-            )
-            .with_status(StatusCode::REQUEST_TIMEOUT)
-        })?;
+    let collected = collected.map_err(|_| {
+        RpcError::new(
+            INVALID_REQUEST,
+            format!(
+                "the request body did not arrive within {} ms (inbound.body_read_timeout_ms)",
+                timeout.as_millis()
+            ),
+        )
+        .with_status(StatusCode::REQUEST_TIMEOUT)
+    })?;
     match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),

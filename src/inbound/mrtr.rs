@@ -46,6 +46,10 @@ struct SealedState {
     /// The upstream's own `requestState`.
     #[serde(rename = "s")]
     upstream: Option<String>,
+    /// A call parked in this sidecar waiting for the answer (a legacy upstream asked
+    /// mid-call, see [`super::bridge`]).
+    #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
+    parked: Option<String>,
 }
 
 /// `result` with its `requestState` sealed, when it is an `input_required` result.
@@ -66,7 +70,12 @@ pub fn seal_result(
         None => None,
         Some(raw) => Some(serde_json::from_str::<String>(raw.get()).ok()?),
     };
-    let sealed = sealer.seal(PURPOSE, ttl, &SealedState { binding, upstream });
+    let state = SealedState {
+        binding,
+        upstream,
+        parked: None,
+    };
+    let sealed = sealer.seal(PURPOSE, ttl, &state);
     members.insert(
         "requestState".into(),
         serde_json::value::to_raw_value(&sealed).expect("a string serializes"),
@@ -74,15 +83,42 @@ pub fn seal_result(
     Some(serde_json::to_string(&members).expect("raw members serialize"))
 }
 
+/// The `input_required` result for a call parked under `key`, asking the caller `method`.
+pub fn parked_result(
+    key: &str,
+    method: &str,
+    params: Option<&RawValue>,
+    sealer: &Sealer,
+    ttl: Duration,
+    binding: Binding,
+) -> String {
+    let state = SealedState {
+        binding,
+        upstream: None,
+        parked: Some(key.to_string()),
+    };
+    let mut request = serde_json::json!({ "method": method });
+    if let Some(params) = params {
+        request["params"] = serde_json::from_str(params.get()).unwrap_or_default();
+    }
+    serde_json::json!({
+        "resultType": "input_required",
+        "inputRequests": { key: request },
+        "requestState": sealer.seal(PURPOSE, ttl, &state),
+    })
+    .to_string()
+}
+
 /// For a retry that carries a `requestState`: opens it, checks it was issued for this
 /// request and caller, and puts the upstream's own state (or none) back in its place.
+/// Returns the key of the parked call it resumes, if it resumes one.
 pub fn open_retry(
     params: &mut Params,
     sealer: &Sealer,
     expected: &Binding,
-) -> Result<(), RpcError> {
+) -> Result<Option<String>, RpcError> {
     let Some(raw) = params.members.remove("requestState") else {
-        return Ok(());
+        return Ok(None);
     };
     let refuse = |why: String| {
         RpcError::new(INVALID_PARAMS, format!("`requestState` {why}"))
@@ -102,7 +138,7 @@ pub fn open_retry(
             serde_json::value::to_raw_value(&upstream).expect("a string serializes"),
         );
     }
-    Ok(())
+    Ok(state.parked)
 }
 
 #[cfg(test)]

@@ -3,19 +3,14 @@
 //! URI; the answer comes back byte for byte, with only what the caller's protocol version
 //! adds (`resultType`, caching hints) and the MRTR `requestState` sealed ([`super::mrtr`]).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use bytes::Bytes;
 use http::StatusCode;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::auth::AuthError;
-use super::auth::rules::ToolAccess;
-use super::framing::{sse_frame, sse_response};
+use super::carry;
 use super::handler::{Answer, Call, Failure};
 use super::jsonrpc::{
     self, HEADER_MISMATCH, INTERNAL_ERROR, INVALID_PARAMS, RESOURCE_NOT_FOUND, RpcError,
@@ -31,7 +26,7 @@ use crate::targets::{Operation, RelayRequest, Reply, TargetError};
 
 /// How a relayed answer is written for the caller; owned, so a streamed call can finish it
 /// in a task of its own.
-struct Render {
+pub struct Render {
     id: Box<RawValue>,
     /// The tool, prompt or URI, for messages.
     what: String,
@@ -55,7 +50,12 @@ impl Render {
         }
     }
 
-    fn render(&self, outcome: Result<Reply, TargetError>) -> (StatusCode, Vec<u8>) {
+    /// The id of the request being answered.
+    pub fn id(&self) -> &RawValue {
+        &self.id
+    }
+
+    pub fn render(&self, outcome: Result<Reply, TargetError>) -> (StatusCode, Vec<u8>) {
         let id = &*self.id;
         match outcome {
             Ok(Reply::Result(result)) if self.modern => {
@@ -126,14 +126,15 @@ fn binding(call: &Call<'_>, target: usize, name: &str) -> Binding {
     }
 }
 
-/// Builds the upstream request for one of the MRTR-capable methods: opens a retry's
-/// sealed state first (a bad one never reaches an upstream).
-fn prepare(
+/// Routes and prepares one of the MRTR-capable methods, then carries it out: opens a
+/// retry's sealed state first (a bad one never reaches an upstream), and resumes a parked
+/// call when the state names one.
+async fn relay_to(
     call: Call<'_>,
     operation: Operation,
     (target, key, original, exposed): (usize, &str, &str, &str),
     headers: Vec<(String, String)>,
-) -> Result<(RelayRequest, Render), Failure> {
+) -> Result<Answer, Failure> {
     let binding = binding(&call, target, exposed);
     let render = Render::new(&call, exposed, Some(binding.clone()));
     let Call {
@@ -141,23 +142,28 @@ fn prepare(
         mut params,
         client,
         version,
+        accepts,
         ..
     } = call;
-    if version.modern {
-        mrtr::open_retry(&mut params, &relay.sealer, &binding)?;
+    if version.modern
+        && let Some(parked) = mrtr::open_retry(&mut params, &relay.sealer, &binding)?
+    {
+        let responses = params.members.get("inputResponses").map(|r| &**r);
+        return carry::resume(relay, &parked, responses, render, binding).await;
     }
+    let carrier = carry::carrier_for(relay, target, operation, &client, accepts.sse, binding);
     let (params, meta) = params.into_upstream(key, original);
-    Ok((
-        RelayRequest {
-            operation,
-            name: Some(original.to_string()),
-            params,
-            meta,
-            client,
-            headers,
-        },
-        render,
-    ))
+    let request = RelayRequest {
+        operation,
+        name: Some(original.to_string()),
+        params,
+        meta,
+        client,
+        headers,
+        bridge: None,
+    };
+    let upstream = relay.targets[target].clone();
+    carry::run(relay, upstream, request, render, accepts.sse, carrier).await
 }
 
 pub async fn get_prompt(call: Call<'_>) -> Result<Answer, Failure> {
@@ -173,10 +179,8 @@ pub async fn get_prompt(call: Call<'_>) -> Result<Answer, Failure> {
         })?;
         (entry.target, entry.original.clone())
     };
-    let relay = call.relay;
     let route = (target, "name", original.as_str(), name.as_str());
-    let (request, render) = prepare(call, Operation::GetPrompt, route, Vec::new())?;
-    forward(relay, target, request, render).await
+    relay_to(call, Operation::GetPrompt, route, Vec::new()).await
 }
 
 pub async fn read_resource(call: Call<'_>) -> Result<Answer, Failure> {
@@ -190,10 +194,8 @@ pub async fn read_resource(call: Call<'_>) -> Result<Answer, Failure> {
         &uri,
         call.version.modern,
     )?;
-    let relay = call.relay;
     let route = (target, "uri", original.as_str(), uri.as_str());
-    let (request, render) = prepare(call, Operation::ReadResource, route, Vec::new())?;
-    forward(relay, target, request, render).await
+    relay_to(call, Operation::ReadResource, route, Vec::new()).await
 }
 
 /// The target serving `uri` and its URI there, if any does.
@@ -298,6 +300,7 @@ pub async fn complete(mut call: Call<'_>) -> Result<Answer, Failure> {
         meta,
         client: call.client,
         headers: Vec::new(),
+        bridge: None,
     };
     forward(relay, target, request, render).await
 }
@@ -315,6 +318,7 @@ pub async fn set_level(call: Call<'_>) -> Result<Answer, Failure> {
         meta,
         client: call.client,
         headers: Vec::new(),
+        bridge: None,
     };
     let calls = (0..relay.targets.len())
         .filter(|&i| {
@@ -356,13 +360,7 @@ pub async fn call_tool(call: Call<'_>) -> Result<Answer, Failure> {
         RpcError::new(INVALID_PARAMS, format!("unknown tool `{name}`"))
             .with_data(json!({ "tool": name }))
     };
-    match call.gate.access(&name) {
-        ToolAccess::Allowed => {}
-        ToolAccess::Hidden => return Err(unknown().into()),
-        ToolAccess::MissingScopes(needed) => {
-            return Err(Failure::Auth(AuthError::InsufficientScope(needed)));
-        }
-    }
+    call.gate.admit(&name)?;
     if let Some(arguments) = call.params.members.get("arguments")
         && !arguments.get().starts_with('{')
     {
@@ -381,56 +379,8 @@ pub async fn call_tool(call: Call<'_>) -> Result<Answer, Failure> {
         };
         (entry.target, entry.original.clone(), headers)
     };
-    let (relay, accepts) = (call.relay, call.accepts);
     let route = (target_index, "name", original.as_str(), name.as_str());
-    let (request, render) = prepare(call, Operation::CallTool, route, headers)?;
-    let target = relay.targets[target_index].clone();
-    if !accepts.sse {
-        let (status, body) = render.render(target.relay(request, None).await);
-        return Ok(Answer::Body(status, body));
-    }
-    // The client can take an event stream. Whether it gets one is decided by what the
-    // upstream sends first: the result (the common case) is answered as plain JSON;
-    // a notification tied to the call (progress, log messages) switches to an event
-    // stream that carries it, the ones after it, and then the result.
-    let (tx, mut notifications) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let mut call = Box::pin(async move { target.relay(request, Some(tx)).await });
-    let first = tokio::select! {
-        biased;
-        first = notifications.recv() => first,
-        outcome = &mut call => {
-            let (status, body) = render.render(outcome);
-            if notifications.is_empty() {
-                return Ok(Answer::Body(status, body));
-            }
-            // Notifications and the result arrived together: stream them in order.
-            let mut messages = Vec::new();
-            while let Ok(message) = notifications.try_recv() {
-                messages.push(Ok::<_, Infallible>(sse_frame(&message)));
-            }
-            messages.push(Ok(sse_frame(&body)));
-            return Ok(Answer::Stream(sse_response(Body::from_stream(futures_util::stream::iter(messages)))));
-        }
-    };
-    let (result_tx, result_rx) = tokio::sync::oneshot::channel::<Bytes>();
-    tokio::spawn(async move {
-        let outcome = call.await;
-        let _ = result_tx.send(Bytes::from(render.render(outcome).1));
-    });
-    // The notification channel closes when the call finishes; the result comes last.
-    let head = futures_util::stream::iter(first.map(|m| Ok::<_, Infallible>(sse_frame(&m))));
-    let rest = futures_util::stream::unfold(notifications, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|m| (Ok::<_, Infallible>(sse_frame(&m)), rx))
-    });
-    let tail = futures_util::stream::once(async move {
-        Ok::<_, Infallible>(sse_frame(&result_rx.await.unwrap_or_default()))
-    });
-    use futures_util::StreamExt;
-    Ok(Answer::Stream(sse_response(Body::from_stream(
-        head.chain(rest).chain(tail),
-    ))))
+    relay_to(call, Operation::CallTool, route, headers).await
 }
 
 /// For a tool with `x-mcp-header` arguments: checks a 2026-07-28 caller's `Mcp-Param-*`

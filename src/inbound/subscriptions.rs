@@ -260,6 +260,88 @@ impl Drop for Watching {
     }
 }
 
+/// Legacy `resources/subscribe` and `resources/unsubscribe`: `{}` once the URI is known to
+/// be served. A caller with a session gets the resource's updates on its GET stream (the
+/// upstream is subscribed while anyone wants them); without one there is no stream to
+/// carry them, and the subscription has no effect beyond the answer.
+pub async fn legacy_subscribe(call: Call<'_>) -> Result<Answer, Failure> {
+    let uri = call.params.string("uri")?.ok_or_else(|| {
+        RpcError::new(
+            INVALID_PARAMS,
+            format!("{} needs `params.uri`", call.method),
+        )
+    })?;
+    let relay = call.relay;
+    let route = super::relay::route(relay, &relay.store.snapshot(), &uri).ok_or_else(|| {
+        RpcError::new(
+            super::jsonrpc::RESOURCE_NOT_FOUND,
+            format!("resource `{uri}` is not served by any target"),
+        )
+        .with_data(json!({ "uri": uri }))
+    })?;
+    if let Some((_, session)) = &call.session {
+        let entry = relay.sessions.of(&session.nonce);
+        if call.method == "resources/subscribe" {
+            let fresh = entry.lock().unwrap().uris.insert(uri.clone());
+            if fresh {
+                let watching = relay.resources.watch(relay, vec![route]).await;
+                entry.lock().unwrap().watching.push((uri, watching));
+            }
+        } else {
+            let mut subscribed = entry.lock().unwrap();
+            subscribed.uris.remove(&uri);
+            subscribed.watching.retain(|(u, _)| *u != uri);
+        }
+    }
+    Ok(Answer::ok(super::jsonrpc::result_body(call.id, "{}")))
+}
+
+/// The GET stream of a legacy session: list changes, and updates of the resources the
+/// session subscribed to.
+pub fn legacy_stream(relay: &Relay, nonce: String) -> axum::response::Response {
+    let events = relay.store.events.subscribe();
+    let sessions = relay.sessions.clone();
+    let stream = futures_util::stream::unfold(events, move |mut events| {
+        let (sessions, nonce) = (sessions.clone(), nonce.clone());
+        async move {
+            loop {
+                let event = tokio::select! {
+                    event = events.recv() => event,
+                    _ = tokio::time::sleep(KEEP_ALIVE) => {
+                        return Some((Bytes::from_static(b":\n\n"), events));
+                    }
+                };
+                let subscribed = |uri: &str| {
+                    sessions
+                        .get(&nonce)
+                        .is_some_and(|s| s.lock().unwrap().uris.contains(uri))
+                };
+                let all = Filter {
+                    tools_list_changed: true,
+                    prompts_list_changed: true,
+                    resources_list_changed: true,
+                    resource_subscriptions: None,
+                };
+                let notification = match event {
+                    Ok(CatalogEvent::ResourceUpdated(uri)) if subscribed(&uri) => Some(json!({
+                        "jsonrpc": "2.0",
+                        "method": "notifications/resources/updated",
+                        "params": { "uri": uri },
+                    })),
+                    Ok(event) => all.notification(&event),
+                    Err(RecvError::Lagged(_)) => all.notification(&CatalogEvent::ToolsChanged),
+                    Err(RecvError::Closed) => return None,
+                };
+                if let Some(n) = notification {
+                    let frame = sse_frame(&serde_json::to_vec(&n).expect("serializes"));
+                    return Some((frame, events));
+                }
+            }
+        }
+    });
+    sse_response(Body::from_stream(stream.map(Ok::<_, Infallible>)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

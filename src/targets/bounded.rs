@@ -148,6 +148,10 @@ impl Target for Bounded {
         self.inner.watch_changes(on_change)
     }
 
+    fn inspect(&self) -> BoxFuture<'_, Vec<String>> {
+        self.inner.inspect()
+    }
+
     fn watch_resources(&self, uris: Vec<String>) -> BoxFuture<'_, ()> {
         self.inner.watch_resources(uris)
     }

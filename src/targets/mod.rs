@@ -8,13 +8,18 @@
 //! - [`http`]: authorized HTTP sending with throttling retries and credential refresh, for
 //!   every kind that speaks HTTP;
 //! - [`credentials`]: outbound credentials (static headers, API keys, SigV4/SigV4a, OAuth);
-//! - [`bounded`]: the per-target concurrency bound, applied once around any kind here.
+//! - [`bounded`]: the per-target concurrency bound, applied once around any kind here;
+//! - [`api`]: tools derived from an API definition, shared by [`openapi`] (OpenAPI 3.0/3.1
+//!   documents) and [`smithy`] (Smithy models of AWS services).
 
+pub mod api;
 pub mod bounded;
 pub mod credentials;
 pub mod error;
 pub mod http;
 pub mod mcp;
+pub mod openapi;
+pub mod smithy;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -110,6 +115,20 @@ pub struct RelayRequest {
     /// Headers an HTTP transport sends with it: 2026-07-28's `Mcp-Param-*` mirrors of
     /// annotated arguments (see `protocol::param_headers`).
     pub headers: Vec<(String, String)>,
+    /// Who answers what a legacy upstream asks the client mid-call (sampling, elicitation,
+    /// roots); without one such requests are refused at once.
+    pub bridge: Option<Arc<dyn ClientBridge>>,
+}
+
+/// Carries a request an upstream sends its client mid-call to the sidecar's own caller.
+pub trait ClientBridge: Send + Sync + std::fmt::Debug {
+    /// The caller's answer to `method` (`sampling/createMessage`, `elicitation/create`,
+    /// `roots/list`): `Ok(result)` or `Err(error object)`, both raw JSON.
+    fn ask<'a>(
+        &'a self,
+        method: &'a str,
+        params: Option<&'a RawValue>,
+    ) -> BoxFuture<'a, Result<Box<RawValue>, Box<RawValue>>>;
 }
 
 /// What the relay knows of the calling client that an upstream may need to know too.
@@ -153,6 +172,14 @@ pub trait Target: Send + Sync {
     /// Calls `on_change` whenever the upstream announces that its tools, prompts or
     /// resources changed; runs until the upstream cannot announce anything (then returns).
     fn watch_changes(&self, on_change: ChangeCallback) -> BoxFuture<'_, ()>;
+    /// What `check` reports beyond the config, one line each: kinds that derive their tools
+    /// from a definition (an OpenAPI document, a Smithy model) load it and say what became a
+    /// tool and what could not, per operation. A method of its own because it does I/O,
+    /// which `build` and `describe` never do. Default: nothing.
+    fn inspect(&self) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(std::future::ready(Vec::new()))
+    }
+
     /// The upstream resource URIs some client wants updates of (the whole set, replacing
     /// the last): the target subscribes upstream as its protocol allows, and updates come
     /// back through `watch_changes`. Kinds without resource updates ignore it.
@@ -166,6 +193,8 @@ pub trait Target: Send + Sync {
 pub fn build(config: &TargetConfig) -> anyhow::Result<Arc<dyn Target>> {
     let target: Box<dyn Target> = match &config.spec {
         TargetSpec::McpServer(spec) => Box::new(mcp::streamable_http::target(config, spec)?),
+        TargetSpec::Openapi(spec) => Box::new(openapi::target(config, spec)),
+        TargetSpec::Smithy(spec) => Box::new(smithy::target(config, spec)),
     };
     Ok(Arc::new(bounded::Bounded::new(target, config)))
 }

@@ -380,7 +380,7 @@ class RawMcp:
             raise AssertionError(f"{method} failed: {m['error']}")
         return m["result"]
 
-    def initialize(self) -> dict[str, Any]:
+    def initialize(self, capabilities: dict[str, Any] | None = None) -> dict[str, Any]:
         self._id += 1
         body = {
             "jsonrpc": "2.0",
@@ -388,7 +388,7 @@ class RawMcp:
             "method": "initialize",
             "params": {
                 "protocolVersion": self.protocol,
-                "capabilities": {},
+                "capabilities": capabilities or {},
                 "clientInfo": {"name": "sidecar-raw-test", "version": "0"},
             },
         }
@@ -427,17 +427,23 @@ def raw_sidecar(sidecar: Proc) -> Iterator[RawMcp]:
         yield c
 
 
+# What the sidecar declares to a legacy upstream session: it carries these questions to the
+# callers that can answer them, so servers that list extra tools for such clients list them
+# to the sidecar too. Direct comparisons use the same declaration.
+SIDECAR_UPSTREAM_CAPABILITIES = {"sampling": {}, "elicitation": {}}
+
+
 @pytest.fixture(scope="session")
 def direct_everything_tools(everything: Proc) -> list[dict[str, Any]]:
     with RawMcp(everything.url) as c:
-        c.initialize()
+        c.initialize(SIDECAR_UPSTREAM_CAPABILITIES)
         return c.list_tools()
 
 
 @pytest.fixture(scope="session")
 def direct_fast_tools(fast: Proc) -> list[dict[str, Any]]:
     with RawMcp(fast.url) as c:
-        c.initialize()
+        c.initialize(SIDECAR_UPSTREAM_CAPABILITIES)
         return c.list_tools()
 
 

@@ -29,6 +29,7 @@ import pytest
 from conftest import (
     ACCEPT_BOTH,
     ROOT,
+    SIDECAR_UPSTREAM_CAPABILITIES,
     Proc,
     RawMcp,
     base_of,
@@ -159,8 +160,9 @@ def start_pydantic_server(logdir: Path) -> Proc:
 
 
 def direct_tools(url: str) -> list[dict[str, Any]]:
+    """The upstream's tools as a client with the sidecar's own capabilities sees them."""
     with RawMcp(url) as c:
-        c.initialize()
+        c.initialize(SIDECAR_UPSTREAM_CAPABILITIES)
         return c.list_tools()
 
 

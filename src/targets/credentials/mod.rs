@@ -5,7 +5,7 @@
 //! final request, body included) plug in beside the static ones. The inbound caller's token
 //! is never an input here: it is never forwarded upstream.
 //!
-//! - [`static_headers`]: fixed headers and API keys;
+//! - [`static_headers`]: fixed headers and API keys (in a header or a query parameter);
 //! - [`sigv4`]: AWS Signature Version 4 (or SigV4a) over each request, with credentials from
 //!   [`aws_credentials`] (default chain, a profile or an assumed role; cached and refreshed
 //!   ahead of expiry, one refresh at a time), through a per-target signing template;
@@ -127,10 +127,23 @@ pub fn provider_for(
     match &config.credential_provider {
         CredentialProviderConfig::None => {}
         CredentialProviderConfig::ApiKey {
+            query_param: Some(param),
+            prefix,
+            value,
+            value_file,
+            ..
+        } => layers.push(Box::new(static_headers::QueryKey::new(
+            param,
+            prefix,
+            value,
+            value_file.as_deref(),
+        )?)),
+        CredentialProviderConfig::ApiKey {
             header,
             prefix,
             value,
             value_file,
+            query_param: None,
         } => layers.push(Box::new(StaticHeaders::api_key(
             header,
             prefix,

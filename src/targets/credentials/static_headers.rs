@@ -1,4 +1,7 @@
-//! Static headers and API keys: fixed values added to every request.
+//! Static headers and API keys: fixed values added to every request, in a header or (for
+//! APIs that want it there, as some OpenAPI `apiKey` schemes do) a query parameter.
+//! Query values never reach logs or messages: every printed URL drops its query
+//! (`targets::http::printable_url`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,13 +51,7 @@ impl StaticHeaders {
         value: &Secret,
         value_file: Option<&Path>,
     ) -> anyhow::Result<Self> {
-        let (secret, from) = match value_file {
-            Some(path) => (
-                read_secret_file(path)?,
-                format!(" (from {})", path.display()),
-            ),
-            None => (value.expose().to_string(), String::new()),
-        };
+        let (secret, from) = secret_of(value, value_file)?;
         let mut headers = HeaderMap::new();
         headers.insert(
             HeaderName::from_bytes(header.as_bytes())?,
@@ -79,6 +76,59 @@ impl CredentialProvider for StaticHeaders {
         for (name, value) in &self.headers {
             request.headers_mut().insert(name, value.clone());
         }
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// The secret, inline or from its file, and where it came from (for descriptions).
+fn secret_of(value: &Secret, value_file: Option<&Path>) -> anyhow::Result<(String, String)> {
+    Ok(match value_file {
+        Some(path) => (
+            read_secret_file(path)?,
+            format!(" (from {})", path.display()),
+        ),
+        None => (value.expose().to_string(), String::new()),
+    })
+}
+
+/// An API key sent as a query parameter: `?{param}={prefix}{secret}` added to every request.
+pub struct QueryKey {
+    param: String,
+    value: String,
+    description: String,
+}
+
+impl QueryKey {
+    pub fn new(
+        param: &str,
+        prefix: &str,
+        value: &Secret,
+        value_file: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let (secret, from) = secret_of(value, value_file)?;
+        Ok(Self {
+            param: param.to_string(),
+            value: format!("{prefix}{secret}"),
+            description: format!("api_key in query parameter {param}{from}"),
+        })
+    }
+}
+
+impl CredentialProvider for QueryKey {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn authorize<'a>(
+        &'a self,
+        request: &'a mut reqwest::Request,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        // A retry re-authorizes a clone of the unauthorized request, so the key is never
+        // added twice.
+        request
+            .url_mut()
+            .query_pairs_mut()
+            .append_pair(&self.param, &self.value);
         Box::pin(std::future::ready(Ok(())))
     }
 }

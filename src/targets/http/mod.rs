@@ -35,6 +35,49 @@ pub struct HttpSender {
     max_retries: u32,
 }
 
+/// A whole HTTP answer, for kinds that hand every status to the caller
+/// ([`HttpSender::send_for_answer`]).
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+    /// Why the sender gave up: a refusal its credentials could not fix, or throttling past
+    /// the retries (never a secret).
+    pub note: Option<String>,
+}
+
+/// How the retry loop ended.
+enum Sent {
+    Response(reqwest::Response),
+    Throttled {
+        response: reqwest::Response,
+        note: String,
+    },
+    Refused(Refused),
+}
+
+/// A 401/403 answer, with what the refused request carried.
+struct Refused {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+    sent_authorization: Option<HeaderValue>,
+    /// Whether fresh credentials were already tried.
+    refreshed: bool,
+}
+
+impl Refused {
+    fn refusal(&self) -> Refusal<'_> {
+        Refusal {
+            status: self.status,
+            headers: &self.headers,
+            body: &self.body,
+            sent_authorization: self.sent_authorization.as_ref(),
+        }
+    }
+}
+
 impl HttpSender {
     pub fn new(
         config: &TargetConfig,
@@ -73,13 +116,79 @@ impl HttpSender {
     }
 
     /// Sends `request`, retrying what HTTP alone can fix (see the module docs). `what`
-    /// names the request in messages (e.g. the MCP method).
+    /// names the request in messages (e.g. the MCP method). A final refusal (401/403) or a
+    /// throttled answer past the retries is an error.
     pub async fn send(
         &self,
         request: reqwest::Request,
         deadline: Instant,
         what: &str,
     ) -> Result<reqwest::Response, TargetError> {
+        match self.send_retrying(request, deadline, what).await? {
+            Sent::Response(response) => Ok(response),
+            Sent::Throttled { response, note } => {
+                Err(self.status_error(response, what, &note).await)
+            }
+            Sent::Refused(refused) => {
+                Err(self.refusal_error(&refused.refusal(), what, refused.refreshed))
+            }
+        }
+    }
+
+    /// Like [`HttpSender::send`], but every HTTP answer is returned, read whole (at most
+    /// `limit` bytes): kinds whose calls map onto HTTP operations (OpenAPI, Smithy) report a
+    /// refusal or throttling to the model as the operation's own result, not as a failure
+    /// of the relay. `note` then says what the credential source or the retries make of it.
+    pub async fn send_for_answer(
+        &self,
+        request: reqwest::Request,
+        deadline: Instant,
+        what: &str,
+        limit: usize,
+    ) -> Result<HttpAnswer, TargetError> {
+        Ok(match self.send_retrying(request, deadline, what).await? {
+            Sent::Response(mut response) => HttpAnswer {
+                status: response.status().as_u16(),
+                headers: response.headers().clone(),
+                body: self.read_body(&mut response, limit, what).await?,
+                note: None,
+            },
+            Sent::Throttled { response, note } => HttpAnswer {
+                status: response.status().as_u16(),
+                headers: response.headers().clone(),
+                body: read_prefix(response, REFUSAL_BODY_LIMIT).await,
+                note: Some(format!("throttled; {note}")),
+            },
+            Sent::Refused(refused) => {
+                let why = self
+                    .credentials
+                    .explain(&refused.refusal())
+                    .unwrap_or_else(|| "credentials rejected".into());
+                HttpAnswer {
+                    note: Some(format!(
+                        "credentials: {}; {why}{}",
+                        self.credentials.describe(),
+                        if refused.refreshed {
+                            " (also after fetching fresh credentials)"
+                        } else {
+                            ""
+                        }
+                    )),
+                    status: refused.status,
+                    headers: refused.headers,
+                    body: refused.body,
+                }
+            }
+        })
+    }
+
+    /// The retry loop both ways of sending share.
+    async fn send_retrying(
+        &self,
+        request: reqwest::Request,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<Sent, TargetError> {
         let mut throttled = 0u32;
         let mut refreshed = false;
         loop {
@@ -105,7 +214,7 @@ impl HttpSender {
                     None
                 };
                 if let Some(note) = note {
-                    return Err(self.status_error(response, what, &note).await);
+                    return Ok(Sent::Throttled { response, note });
                 }
                 throttled += 1;
                 crate::telemetry::metrics().throttle_retry(&self.target);
@@ -117,20 +226,21 @@ impl HttpSender {
             }
             if status == 401 || status == 403 {
                 let headers = response.headers().clone();
-                let answer = read_prefix(response, REFUSAL_BODY_LIMIT).await;
-                let refusal = Refusal {
+                let body = read_prefix(response, REFUSAL_BODY_LIMIT).await;
+                let refused = Refused {
                     status,
-                    headers: &headers,
-                    body: &answer,
-                    sent_authorization: sent_authorization.as_ref(),
+                    headers,
+                    body,
+                    sent_authorization,
+                    refreshed,
                 };
-                if !refreshed && self.credentials.refused(&refusal).await {
+                if !refreshed && self.credentials.refused(&refused.refusal()).await {
                     refreshed = true;
                     continue;
                 }
-                return Err(self.refusal_error(&refusal, what, refreshed));
+                return Ok(Sent::Refused(refused));
             }
-            return Ok(response);
+            return Ok(Sent::Response(response));
         }
     }
 

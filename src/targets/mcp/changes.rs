@@ -115,6 +115,7 @@ impl<T: Transport> McpClient<T> {
                     client: None,
                     notify: None,
                     headers: &[],
+                    bridge: None,
                 };
                 let deadline = Instant::now() + self.request_timeout;
                 match self.request(ask, deadline).await {

@@ -70,6 +70,7 @@ impl<T: Transport> McpClient<T> {
                 client: None,
                 notify: None,
                 headers: &[],
+                bridge: None,
             };
             let reply = self.request(ask, deadline).await?;
             let result = match reply {

@@ -38,8 +38,8 @@ use tokio::time::{Instant, timeout_at};
 use self::session::{Negotiation, Session};
 use self::transport::{Outgoing, Replies, Transport, Wire};
 use super::{
-    BoxFuture, ChangeCallback, ClientContext, Description, FailureKind, Listing, NotificationSink,
-    RelayRequest, Reply, Target, TargetError,
+    BoxFuture, ChangeCallback, ClientBridge, ClientContext, Description, FailureKind, Listing,
+    NotificationSink, RelayRequest, Reply, Target, TargetError,
 };
 use crate::config::TargetConfig;
 use crate::targets::error::quote;
@@ -74,6 +74,8 @@ struct UpstreamMessage<'a> {
     id: Option<Value>,
     #[serde(default, borrow)]
     method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
     #[serde(default)]
     result: Option<Box<RawValue>>,
     #[serde(default)]
@@ -143,16 +145,17 @@ impl<T: Transport> McpClient<T> {
         loop {
             let session = self.session().await?;
             let params = self.compose_params(ask.params, &session.wire, ask.client, ask.meta);
-            let sink = ask.notify.map(|sink| Notifications {
-                sink,
+            let context = CallContext {
+                sink: ask.notify,
                 log_level: log_filter(&session.wire, ask.client),
-            });
+                bridge: ask.bridge,
+            };
             match self
                 .exchange(
                     Some(&session.wire),
                     (ask.method, ask.name, ask.headers),
                     &params,
-                    sink.as_ref(),
+                    Some(&context),
                     deadline,
                 )
                 .await
@@ -185,7 +188,7 @@ impl<T: Transport> McpClient<T> {
         wire: Option<&Wire<T::Link>>,
         (method, name, headers): (&str, Option<&str>, &[(String, String)]),
         params: &str,
-        notify: Option<&Notifications<'_>>,
+        context: Option<&CallContext<'_>>,
         deadline: Instant,
     ) -> Result<(Reply, T::Link), TargetError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -205,7 +208,10 @@ impl<T: Transport> McpClient<T> {
                 })
                 .await?;
             while let Some(message) = replies.next().await? {
-                if let Some(reply) = self.take_message(message, wire, id, method, notify).await? {
+                if let Some(reply) = self
+                    .take_message(message, wire, id, method, context)
+                    .await?
+                {
                     return Ok((reply, link));
                 }
             }
@@ -230,14 +236,15 @@ impl<T: Transport> McpClient<T> {
     }
 
     /// Interprets one upstream message: our response (returned), a notification (forwarded
-    /// when the caller streams), or something else (ignored).
+    /// when the caller may see it), a request to the client (answered through the call's
+    /// bridge, else refused), or something else (ignored).
     async fn take_message(
         &self,
         bytes: Vec<u8>,
         wire: Option<&Wire<T::Link>>,
         id: u64,
         method: &str,
-        notify: Option<&Notifications<'_>>,
+        context: Option<&CallContext<'_>>,
     ) -> Result<Option<Reply>, TargetError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             // A priming event (id and retry only, empty data) that resumable servers send first.
@@ -255,19 +262,26 @@ impl<T: Transport> McpClient<T> {
             {
                 on_change(change);
             }
-            match &message.id {
-                None => {
-                    if let Some(notify) = notify
-                        && notify.wants(their_method, &bytes)
+            match (&message.id, context) {
+                (None, Some(context)) => {
+                    if let Some(sink) = context.sink
+                        && context.wants(their_method, &bytes)
                     {
                         // A closed sink means the client went away; the call still completes.
-                        let _ = notify.sink.send(Bytes::from(bytes)).await;
+                        let _ = sink.send(Bytes::from(bytes)).await;
                     }
                 }
-                Some(their_id) => {
-                    tracing::debug!(target_name = %self.name, "refusing the upstream's {their_method} request during a call");
-                    self.refuse_server_request(wire, their_id, their_method)
-                        .await;
+                (None, None) => {}
+                (Some(their_id), context) => {
+                    let bridge = context.and_then(|c| c.bridge).map(|b| b.as_ref());
+                    self.answer_server_request(
+                        wire,
+                        their_id,
+                        their_method,
+                        message.params.as_deref(),
+                        bridge,
+                    )
+                    .await;
                 }
             }
             return Ok(None);
@@ -283,6 +297,40 @@ impl<T: Transport> McpClient<T> {
                 format!("{method}: response has neither result nor error"),
             )),
         }
+    }
+
+    /// Answers a request the upstream sends its client mid-call: through the caller's
+    /// bridge when the call has one, else with an error at once (an unanswered request
+    /// would hold the call until it times out).
+    async fn answer_server_request(
+        &self,
+        wire: Option<&Wire<T::Link>>,
+        their_id: &Value,
+        their_method: &str,
+        params: Option<&RawValue>,
+        bridge: Option<&dyn ClientBridge>,
+    ) {
+        let answer = match bridge {
+            Some(bridge) => match bridge.ask(their_method, params).await {
+                Ok(result) => {
+                    serde_json::json!({"jsonrpc": "2.0", "id": their_id, "result": result})
+                }
+                Err(error) => serde_json::json!({"jsonrpc": "2.0", "id": their_id, "error": error}),
+            },
+            None => {
+                tracing::debug!(target_name = %self.name, "refusing the upstream's {their_method} request during a call");
+                serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "id": their_id,
+                    "error": {
+                        "code": -32601,
+                        "message": format!("the client of mcp-sidecar cannot answer {their_method} on this call"),
+                    },
+                })
+            }
+        };
+        self.post_one_way(wire, answer.to_string(), self.request_timeout, "an answer")
+            .await;
     }
 
     /// Tells the upstream the sidecar gave up on request `id` (MCP: the side that times out
@@ -302,27 +350,6 @@ impl<T: Transport> McpClient<T> {
             "notifications/cancelled",
         )
         .await;
-    }
-
-    /// Answers an upstream's request to the client (sampling, elicitation, roots) with an
-    /// error at once: a stateless relay has no client session to ask, and an unanswered
-    /// request would hold the tool call until it times out.
-    async fn refuse_server_request(
-        &self,
-        wire: Option<&Wire<T::Link>>,
-        their_id: &Value,
-        their_method: &str,
-    ) {
-        let error = serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": their_id,
-            "error": {
-                "code": -32601,
-                "message": format!("mcp-sidecar relays statelessly and cannot forward {their_method} to its client"),
-            },
-        });
-        self.post_one_way(wire, error.to_string(), self.request_timeout, "a refusal")
-            .await;
     }
 
     /// Posts a message that needs no answer; best effort within `limit`, failures only logged.
@@ -357,17 +384,20 @@ struct Ask<'a> {
     notify: Option<&'a NotificationSink>,
     /// Transport headers (`Mcp-Param-*`).
     headers: &'a [(String, String)],
+    bridge: Option<&'a Arc<dyn ClientBridge>>,
 }
 
-/// Where a call's notifications go, and which of them the caller may see.
-struct Notifications<'a> {
-    sink: &'a NotificationSink,
+/// What a call carries besides its request: where its notifications go (and which the
+/// caller may see), and who answers what the upstream asks the client.
+struct CallContext<'a> {
+    sink: Option<&'a NotificationSink>,
     /// `Some(level)`: log messages below it are dropped; applies to 2026-07-28 callers of a
     /// legacy upstream (a modern upstream filters by the level it is sent).
     log_level: Option<Option<params::LogLevel>>,
+    bridge: Option<&'a Arc<dyn ClientBridge>>,
 }
 
-impl Notifications<'_> {
+impl CallContext<'_> {
     fn wants(&self, method: &str, bytes: &[u8]) -> bool {
         match (&self.log_level, method) {
             (Some(min), "notifications/message") => {
@@ -425,6 +455,7 @@ impl<T: Transport> Target for McpClient<T> {
                 client: Some(&request.client),
                 notify: notify.as_ref(),
                 headers: &request.headers,
+                bridge: request.bridge.as_ref(),
             };
             self.request(ask, deadline).await
         })

@@ -159,9 +159,13 @@ impl<T: Transport> McpClient<T> {
 
     /// The `initialize` handshake, offering `version`.
     async fn initialize(&self, version: &str) -> Result<Arc<Session<T::Link>>, TargetError> {
+        // The session is shared by every caller; declaring what some callers can answer
+        // lets the upstream ask, and the relay carries each question to the caller of that
+        // call (or refuses it there). Roots are not declared: servers ask for them outside
+        // any call, where there is no caller to carry them to.
         let params = json!({
             "protocolVersion": version,
-            "capabilities": {},
+            "capabilities": { "sampling": {}, "elicitation": {} },
             "clientInfo": client_info(),
         })
         .to_string();

@@ -67,7 +67,9 @@ async function main() {
     calls,
   };
   await client.close();
-  process.stdout.write(JSON.stringify(out) + "\n");
+  // Wait for the write to drain: process.exit() right after a large write to a pipe cuts it
+  // off at the pipe's buffer size (64 KiB).
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(out) + "\n", resolve));
 }
 
 const deadline = setTimeout(() => {
@@ -77,7 +79,8 @@ const deadline = setTimeout(() => {
 deadline.unref();
 
 main().then(
-  () => process.exit(0),
+  // Exit once stdout is flushed: a pipe takes large outputs in several writes.
+  () => process.stdout.write("", () => process.exit(0)),
   (e) => {
     process.stderr.write(`ts_client: ${e?.stack ?? e}\n`);
     process.exit(1);
