@@ -339,7 +339,7 @@ def test_sigterm_with_only_idle_and_half_open_connections_exits_at_once(logdir: 
     sc = procs(start_sidecar(logdir, target_toml("demo", demo.url)))
     wait_ready(sc, ["demo"])
     held = []
-    for data in (b"", b"POST /mcp HTTP/1.1\r\n", b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{"):
+    for data in (b"", b"POST /mcp HTTP/1.1\r\n", b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{"):
         s = socket.create_connection(("127.0.0.1", sc.port))
         s.sendall(data)
         held.append(s)
