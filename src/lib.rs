@@ -1,29 +1,43 @@
 //! mcp-sidecar: a stateless MCP endpoint over synced upstream tools.
 //!
 //! The module tree follows the request path:
-//! `inbound` (HTTP, JSON-RPC, MCP methods) → `catalog` (names, cache, sync) →
-//! `targets` (one client per upstream kind, outbound credentials).
+//! `inbound` (listener, HTTP, JSON-RPC, MCP methods) → `catalog` (names, cache, sync) →
+//! `targets` (one client per upstream kind, outbound credentials). Around it: `live` (the
+//! running config and its reload), `telemetry` (logs, metrics, traces), `doctor`.
+//!
+//! The start-up story is [`start_with`]: build the first config generation (targets, the
+//! catalog with its saved listings, sync loops), open the listener at once, and run until
+//! SIGTERM/SIGINT; then drain (see [`lifecycle`]).
 
 pub mod backoff;
 pub mod catalog;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod inbound;
+pub mod live;
 pub mod protocol;
+pub mod reload;
 pub mod targets;
+pub mod telemetry;
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::catalog::CatalogStore;
-use crate::catalog::sync::{SyncPlan, Syncer};
+use crate::catalog::sync::Syncer;
 use crate::config::Config;
+use crate::inbound::server::{ConnectionLimits, RouterSource, Server};
+use crate::live::{ConfigSource, Live, Shared};
 use crate::targets::Target;
 
-/// What the inbound side needs to answer: the catalog and the targets to relay to.
+/// What the inbound side needs to answer: the catalog and the targets to relay to (one
+/// config generation's worth; see `live`).
 pub struct Relay {
     pub store: Arc<CatalogStore>,
     /// Targets in config order (catalog entries refer to them by index).
@@ -47,101 +61,145 @@ pub struct Relay {
     pub search: Option<inbound::search::SearchTool>,
 }
 
-/// A running sidecar: its address and the server task.
+/// How [`start_with`] runs beyond the config itself.
+#[derive(Default)]
+pub struct Options {
+    /// Re-reads the config on SIGHUP (and, with `config_file`, when the file changes).
+    pub config_source: Option<ConfigSource>,
+    /// The file the config came from (watched when `reload.watch` is on).
+    pub config_file: Option<PathBuf>,
+}
+
+/// A running sidecar.
 pub struct Running {
     pub local_addr: std::net::SocketAddr,
     pub url: String,
+    /// Serves until SIGTERM, SIGINT or [`Running::shutdown`], then drains and closes.
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
-    targets: Vec<Arc<dyn Target>>,
+    pub live: Arc<Live>,
+    stop: Arc<Notify>,
 }
 
 impl Running {
-    /// Waits for the server to stop (SIGTERM or Ctrl-C), then closes upstream sessions.
+    /// Waits until the sidecar has shut down.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let served = self.server.await;
-        futures_util::future::join_all(self.targets.iter().map(|t| t.close())).await;
-        served??;
+        self.server.await??;
         Ok(())
+    }
+
+    /// Begins a graceful shutdown, exactly as SIGTERM does.
+    pub fn shutdown(&self) {
+        self.stop.notify_one();
     }
 }
 
-/// Builds the targets, starts their sync loops in the background and the listener at once.
+/// Starts with no reload source (tests, the demo).
 pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> {
-    // Before anything starts that shutdown must stop (a stdio target's processes): from
-    // here on SIGTERM ends the server gracefully instead of killing the process outright.
-    let shutdown = shutdown_signal();
-    let targets = config
-        .targets
-        .iter()
-        .map(|t| targets::build(t).with_context(|| format!("target '{}'", t.name)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let store = Arc::new(CatalogStore::new(config, &targets)?);
-    // Saved catalogs first: tools/list answers before any upstream does.
-    store.restore();
-    let plans = config
-        .targets
-        .iter()
-        .zip(&targets)
-        .enumerate()
-        .map(|(index, (t, target))| SyncPlan {
-            index,
-            target: target.clone(),
-            interval: Duration::from_secs(
-                t.sync_interval_secs
-                    .unwrap_or(config.catalog.sync_interval_secs),
-            ),
-            deadline: t.sync_timeout(),
-        })
-        .collect();
-    let syncer = Syncer::new(store.clone(), plans);
-    syncer.start();
+    start_with(config.clone(), listener, Options::default()).await
+}
 
-    let relay = Arc::new(Relay {
-        store,
-        targets: targets.clone(),
-        page_size: config.catalog.page_size,
-        syncer,
-        sealer: Arc::new(inbound::sealed::Sealer::new(
-            config.inbound.state_key.as_ref(),
-        )),
-        request_state_ttl: Duration::from_secs(config.inbound.request_state_ttl_secs),
-        resources: Default::default(),
-        parked: Arc::new(inbound::bridge::ParkedCalls::new(
-            config.inbound.max_waiting_calls,
-        )),
-        answers: Default::default(),
-        sessions: Default::default(),
-        search: inbound::search::SearchTool::new(&config.search)?,
-    });
-    let auth = inbound::auth::Authenticator::new(&config.inbound)?;
-    if let Some(auth) = &auth {
-        auth.spawn_key_refresh();
-    }
-    let app = inbound::router(relay, &config.inbound, &config.admin, auth)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+/// Builds the first generation, starts its sync loops in the background and the listener
+/// at once.
+pub async fn start_with(
+    config: Config,
+    listener: TcpListener,
+    options: Options,
+) -> anyhow::Result<Running> {
+    // Before anything starts that shutdown must stop (see `shutdown_signal`).
+    let signal = shutdown_signal();
+    let shared = Shared::new(options.config_file.clone());
+    let limits = ConnectionLimits::from_config(&config.inbound);
+    let grace = Duration::from_secs(config.inbound.shutdown_grace_secs);
+    let drain_delay = Duration::from_secs(config.inbound.drain_delay_secs);
+    let reload = config.reload.clone();
+    let path = config.inbound.path.clone();
+    let live = Live::start(config, shared)?;
+    let routers: RouterSource = {
+        let live = live.clone();
+        Arc::new(move || live.current().router.clone())
+    };
     let local_addr = listener.local_addr()?;
-    let url = format!("http://{local_addr}{}", config.inbound.path);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-    });
+    let server = inbound::server::spawn(listener, routers, limits);
+    if let Some(source) = options.config_source {
+        reload::spawn(
+            &live,
+            source,
+            options.config_file,
+            reload.watch,
+            Duration::from_millis(reload.interval_ms),
+        );
+    }
+    let stop = Arc::new(Notify::new());
+    let server = tokio::spawn(lifecycle(
+        live.clone(),
+        server,
+        (signal, stop.clone()),
+        drain_delay,
+        grace,
+    ));
     Ok(Running {
         local_addr,
-        url,
+        url: format!("http://{local_addr}{path}"),
         server,
-        targets,
+        live,
+        stop,
     })
+}
+
+/// Serves until a shutdown signal, then drains:
+/// 1. `/readyz` answers 503 at once; the listener stops accepting (after `drain_delay`);
+/// 2. connections with no request in progress (idle, half-open) are closed at once;
+/// 3. requests in flight get the grace to finish (most of `shutdown_grace_secs`);
+/// 4. what is still in flight then is answered with an error and logged, never dropped
+///    silently, and its connection closed;
+/// 5. sync loops stop and every target is closed (upstream sessions ended, child processes
+///    stopped).
+async fn lifecycle(
+    live: Arc<Live>,
+    mut server: Server,
+    (signal, stop): (impl std::future::Future<Output = ()>, Arc<Notify>),
+    drain_delay: Duration,
+    grace: Duration,
+) -> std::io::Result<()> {
+    tokio::select! {
+        _ = signal => {}
+        _ = stop.notified() => {}
+    }
+    let started = Instant::now();
+    live.shared.begin_drain();
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: not ready, not accepting; finishing requests in flight"
+    );
+    tokio::time::sleep(drain_delay).await;
+    let last_call = (grace / 5).min(Duration::from_secs(1));
+    let open = server.drain(grace - last_call).await;
+    if open > 0 {
+        tracing::warn!(
+            connections = open,
+            "shutdown grace ran out with requests in flight; answering them with an error"
+        );
+        live.shared.abort_in_flight();
+        let open = server
+            .drain(last_call.max(Duration::from_millis(200)))
+            .await;
+        if open > 0 {
+            tracing::warn!(connections = open, "closing connections still open");
+        }
+    }
+    live.close().await;
+    tracing::info!(took_ms = started.elapsed().as_millis() as u64, "shut down");
+    Ok(())
 }
 
 /// Binds the configured address, starts, prints the `listening` line, and runs until
 /// SIGTERM or Ctrl-C.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config, options: Options) -> anyhow::Result<()> {
     let addr = config.listen_addr()?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    let running = start(&config, listener).await?;
+    let running = start_with(config, listener, options).await?;
     announce(&running.url);
     running.wait().await
 }
@@ -154,8 +212,9 @@ pub fn announce(url: &str) {
     let _ = out.flush();
 }
 
-/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when
-/// the future is first polled, so a signal that arrives early is not the default "die".
+/// Waits for SIGTERM or SIGINT. The handlers are installed when this is *called*, not when
+/// the future is first polled: a signal that arrives while targets start (a stdio target's
+/// processes) must end the server gracefully, not kill the process outright and orphan them.
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

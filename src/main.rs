@@ -26,6 +26,22 @@ enum Command {
     Serve(Source),
     /// Validate the configuration and print what `serve` would run.
     Check(Source),
+    /// Check live what `serve` would need: targets reachable and initializable, credentials
+    /// obtainable, JWT discovery and keys reachable, the clock right. One line per check;
+    /// exit 1 when any problem is found.
+    Doctor {
+        #[command(flatten)]
+        source: Source,
+        /// Deadline of each check, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+        /// An endpoint whose `Date` header is the reference time.
+        #[arg(long, env = "MCP_SIDECAR_CLOCK_URL", default_value = mcp_sidecar::doctor::DEFAULT_CLOCK_URL)]
+        clock_url: String,
+        /// Largest clock difference accepted, in seconds.
+        #[arg(long, default_value_t = 30)]
+        max_clock_skew_secs: u64,
+    },
     /// Run the built-in demo upstream and a sidecar in front of it, on loopback.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -48,7 +64,7 @@ enum Command {
     },
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct Source {
     /// TOML config file.
     #[arg(long, env = "MCP_SIDECAR_CONFIG")]
@@ -118,13 +134,7 @@ impl Source {
                     protocol_version: self.protocol_version.clone(),
                 };
                 let target = TargetConfig::new(&self.target_name, TargetSpec::McpServer(spec));
-                Config {
-                    inbound: Default::default(),
-                    catalog: Default::default(),
-                    targets: vec![target],
-                    admin: Default::default(),
-                    search: Default::default(),
-                }
+                Config::with_targets(vec![target])
             }
             (None, None) => {
                 return Err(ConfigError::new(
@@ -178,13 +188,6 @@ impl Source {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MCP_SIDECAR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -199,9 +202,51 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    if !matches!(command, Command::Serve(_) | Command::Demo { .. }) {
+        mcp_sidecar::telemetry::init_plain();
+    }
     match command {
         Command::Serve(source) => match source.resolve() {
-            Ok(config) => mcp_sidecar::serve(config).await.map(|()| ExitCode::SUCCESS),
+            Ok(config) => {
+                let telemetry = mcp_sidecar::telemetry::init(&config.telemetry)?;
+                let options = mcp_sidecar::Options {
+                    config_file: source.config.clone(),
+                    config_source: Some(std::sync::Arc::new(move || source.resolve())),
+                };
+                let served = mcp_sidecar::serve(config, options).await;
+                telemetry.shutdown().await;
+                served.map(|()| ExitCode::SUCCESS)
+            }
+            Err(e) => config_error(e),
+        },
+        Command::Doctor {
+            source,
+            timeout_ms,
+            clock_url,
+            max_clock_skew_secs,
+        } => match source.resolve() {
+            Ok(config) => {
+                let options = mcp_sidecar::doctor::Options {
+                    timeout: std::time::Duration::from_millis(timeout_ms),
+                    clock_url,
+                    max_skew: std::time::Duration::from_secs(max_clock_skew_secs),
+                };
+                let findings = mcp_sidecar::doctor::run(&config, &options).await;
+                let problems = findings.iter().filter(|f| f.outcome.is_err()).count();
+                for finding in &findings {
+                    println!("{}", finding.line());
+                }
+                println!(
+                    "doctor: {} checks, {problems} problem{}",
+                    findings.len(),
+                    if problems == 1 { "" } else { "s" }
+                );
+                Ok(if problems == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                })
+            }
             Err(e) => config_error(e),
         },
         Command::Check(source) => match source.resolve() {
@@ -244,17 +289,12 @@ async fn demo(listen: &str) -> anyhow::Result<ExitCode> {
     let upstream = TcpListener::bind("127.0.0.1:0").await?;
     let upstream_url = format!("http://{}/mcp", upstream.local_addr()?);
     tokio::spawn(mcp_sidecar::demo::serve(upstream, false, 0));
-    let mut config = Config {
-        inbound: Default::default(),
-        catalog: Default::default(),
-        targets: vec![TargetConfig::mcp_server("demo", upstream_url)],
-        admin: Default::default(),
-        search: Default::default(),
-    };
+    let mut config = Config::with_targets(vec![TargetConfig::mcp_server("demo", upstream_url)]);
     config.inbound.listen = listen.to_string();
     if let Err(e) = config.validate() {
         return config_error(e);
     }
+    let telemetry = mcp_sidecar::telemetry::init(&config.telemetry)?;
     let listener = TcpListener::bind(config.listen_addr()?).await?;
     let running = mcp_sidecar::start(&config, listener).await?;
     mcp_sidecar::announce(&running.url);
@@ -264,6 +304,7 @@ async fn demo(listen: &str) -> anyhow::Result<ExitCode> {
          curl -s {url} -H 'Content-Type: application/json' -d '{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{{\"name\":\"demo___add\",\"arguments\":{{\"a\":2,\"b\":3}}}}}}'\n"
     );
     running.wait().await?;
+    telemetry.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -318,7 +359,22 @@ async fn print_plan(config: &Config) -> anyhow::Result<()> {
             }
         );
     }
-    println!("  body limit    {} bytes", i.max_body_bytes);
+    println!(
+        "  body limit    {} bytes, read within {} ms (head within {} ms)",
+        i.max_body_bytes, i.body_read_timeout_ms, i.header_read_timeout_ms
+    );
+    println!(
+        "  connections   at most {}, idle ones closed after {} s",
+        i.max_connections, i.idle_timeout_secs
+    );
+    println!(
+        "  in flight     at most {} requests (then 503, Retry-After: {} s)",
+        i.max_in_flight, i.retry_after_secs
+    );
+    println!(
+        "  shutdown      requests in flight get {} s to finish (after {} s of 503 on /readyz)",
+        i.shutdown_grace_secs, i.drain_delay_secs
+    );
     let hosts = if i.allowed_hosts.is_empty() {
         "loopback names only".to_string()
     } else {
@@ -350,6 +406,41 @@ async fn print_plan(config: &Config) -> anyhow::Result<()> {
         };
         println!("admin:          /admin/sync, /admin/catalog ({how})");
     }
+    let t = &config.telemetry;
+    println!("telemetry:");
+    println!(
+        "  logs          {:?} on stderr (MCP_SIDECAR_LOG_FORMAT, MCP_SIDECAR_LOG filter)",
+        mcp_sidecar::telemetry::log_format(t)
+    );
+    if t.metrics {
+        println!(
+            "  metrics       GET {} (Prometheus; tool labels for at most {} tools)",
+            t.metrics_path, t.max_tool_labels
+        );
+    } else {
+        println!("  metrics       off");
+    }
+    match &t.otlp_endpoint {
+        Some(endpoint) => println!(
+            "  traces        OTLP/HTTP to {endpoint} as {} (sampling {})",
+            t.service_name, t.sample_ratio
+        ),
+        None => println!(
+            "  traces        off unless OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set"
+        ),
+    }
+    let r = &config.reload;
+    println!(
+        "reload:         on SIGHUP{}",
+        if r.watch {
+            format!(
+                ", and when the config file changes (checked every {} ms)",
+                r.interval_ms
+            )
+        } else {
+            String::new()
+        }
+    );
     if config.search.enabled {
         let s = &config.search;
         let listing = match s.expose {

@@ -2,7 +2,8 @@
 # Installs the peers the integration tests run against (idempotent):
 #   .venv        Python MCP SDK 1.x (FastMCP upstream + 1.x client), pytest, httpx, PyJWT + cryptography (test OAuth issuer), botocore + awscrt (SigV4 checks),
 #                FastAPI + python-multipart (REST API for openapi targets), openapi-core (checks requests against the Petstore document),
-#                moto[server] (AWS services for smithy targets), Strands (its MCP client, tool search tests)
+#                moto[server] (AWS services for smithy targets), Strands (its MCP client, tool search tests),
+#                prometheus-client (metrics parser), opentelemetry-proto (OTLP receiver)
 #   .venv-mcp2   Python MCP SDK 2.x (client that opens with 2026-07-28 server/discover; the
 #                conformance fixture server, which serves 2025-11-25 and 2026-07-28)
 #   tests/peers/node/node_modules   server-everything, stdio servers server-memory and server-filesystem,
@@ -23,7 +24,8 @@ PIP_FLAGS=(--disable-pip-version-check --quiet --no-input)
 
 # Requirements are spelled here (not in a file) so the stamp below changes with them.
 REQ_V1=("mcp>=1.27,<2" "pytest>=8,<10" "pytest-timeout>=2.3,<3" "httpx>=0.27,<1" "pyjwt[crypto]>=2.8,<3" "botocore>=1.34,<2" "awscrt>=0.20,<1"
-        "fastapi==0.163.2" "python-multipart==0.0.34" "openapi-core==0.23.1" "moto[server]==5.2.5" "strands-agents==1.62.0")
+        "fastapi==0.163.2" "python-multipart==0.0.34" "openapi-core==0.23.1" "moto[server]==5.2.5" "strands-agents==1.62.0"
+        "prometheus-client==0.26.0" "opentelemetry-proto==1.45.2")
 REQ_V2=("mcp>=2.3,<3")
 
 make_venv() { # dir, requirements...
@@ -83,7 +85,7 @@ fi
 npm_ci tests/conformance/next "$NODE22_BIN"
 
 # Sanity: the peers actually import / resolve.
-.venv/bin/python -c 'import mcp.server.fastmcp, mcp.client.streamable_http, pytest, httpx, jwt, cryptography.hazmat.primitives.asymmetric.ed25519, uvicorn, botocore.auth, awscrt.auth, fastapi, multipart, openapi_core, moto.server, strands.tools.mcp'
+.venv/bin/python -c 'import mcp.server.fastmcp, mcp.client.streamable_http, pytest, httpx, jwt, cryptography.hazmat.primitives.asymmetric.ed25519, uvicorn, botocore.auth, awscrt.auth, fastapi, multipart, openapi_core, moto.server, strands.tools.mcp, prometheus_client.parser, opentelemetry.proto.collector.trace.v1.trace_service_pb2'
 .venv-mcp2/bin/python -c 'import mcp.client.streamable_http, mcp.server.mcpserver'
 (cd "$NODE_DIR" && node -e 'import("@modelcontextprotocol/sdk/client/streamableHttp.js").then(()=>0)' \
   && test -f node_modules/@modelcontextprotocol/server-everything/dist/index.js \

@@ -23,6 +23,8 @@ pub enum CatalogEvent {
     ResourceUpdated(String),
 }
 
+/// Cloning shares the channel (a reload's new store keeps its listeners).
+#[derive(Clone)]
 pub struct Events {
     tx: broadcast::Sender<CatalogEvent>,
 }

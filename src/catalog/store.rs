@@ -57,7 +57,7 @@ struct TargetSlot {
     inner: Mutex<SlotState>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct SlotState {
     listing: Option<Arc<Listing>>,
     restored: bool,
@@ -124,6 +124,9 @@ impl CatalogStore {
         let Some(state) = &self.state else { return };
         let mut restored = 0;
         for slot in &self.slots {
+            if slot.inner.lock().unwrap().listing.is_some() {
+                continue; // taken over from the running generation: fresher than the file
+            }
             match state.load(&slot.name, &slot.fingerprint) {
                 Ok(Some(saved)) => {
                     let mut s = slot.inner.lock().unwrap();
@@ -142,6 +145,33 @@ impl CatalogStore {
             tracing::info!(targets = restored, dir = %state.path().display(), "restored saved catalogs");
             self.republish();
         }
+    }
+
+    /// Continues from `previous`, the store of the generation a reload replaces: the same
+    /// event channel (listeners keep listening), its snapshot as the baseline (listeners hear
+    /// of exactly what the reload changes), and what it knows of each target with the same
+    /// name and upstream identity (listing and sync status: those targets' tools stay
+    /// published without a gap). Always publishes a snapshot of this store's own targets.
+    pub fn continue_from(&mut self, previous: &CatalogStore) {
+        self.events = previous.events.clone();
+        self.current.store(previous.snapshot());
+        for slot in &self.slots {
+            let Some(old) = previous
+                .slots
+                .iter()
+                .find(|o| o.name == slot.name && o.fingerprint == slot.fingerprint)
+            else {
+                continue;
+            };
+            let state = old.inner.lock().unwrap().clone();
+            *slot.inner.lock().unwrap() = state;
+        }
+        self.republish();
+    }
+
+    /// When target `index` last synced successfully (or its restored listing was saved).
+    pub fn last_good_sync(&self, index: usize) -> Option<SystemTime> {
+        self.slots[index].inner.lock().unwrap().last_success
     }
 
     /// Records a sync outcome for target `index`. A success replaces that target's

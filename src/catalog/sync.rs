@@ -5,9 +5,14 @@
 //! target coalesce: whoever arrives while a sync runs gets that sync's outcome (single
 //! flight). After a failure the next attempt comes sooner, with a doubling, jittered backoff
 //! capped at the interval, so a target that comes up late is picked up quickly.
+//!
+//! A syncer belongs to one generation of the config (see `live.rs`): [`Syncer::stop`] ends
+//! its loops when a reload replaces it. A target's change watch outlives generations, so it
+//! announces through the target's [`ChangeRoute`], which [`Syncer::start`] points at the
+//! syncer (and index) of the generation now current.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -24,6 +29,29 @@ pub struct SyncPlan {
     pub target: Arc<dyn Target>,
     pub interval: Duration,
     pub deadline: Duration,
+    /// Where the target's change watch sends what the upstream announces.
+    pub route: Arc<ChangeRoute>,
+    /// How long the loop waits before its first sync (a target carried over from the
+    /// previous generation is not re-synced before its interval is due).
+    pub first_wait: Duration,
+}
+
+/// Where one target's change announcements go: the syncer of the current generation.
+#[derive(Default)]
+pub struct ChangeRoute {
+    to: arc_swap::ArcSwapOption<(Weak<Syncer>, usize)>,
+}
+
+impl ChangeRoute {
+    /// Passes an upstream's announcement to the current generation's syncer (dropped
+    /// between generations, when there is none).
+    pub fn announce(&self, change: Change) {
+        if let Some(to) = self.to.load_full()
+            && let Some(syncer) = to.0.upgrade()
+        {
+            syncer.changed(to.1, change);
+        }
+    }
 }
 
 /// Bits of [`TargetSync::announced`]: which lists the upstream said changed.
@@ -46,6 +74,7 @@ struct TargetSync {
 pub struct Syncer {
     store: Arc<CatalogStore>,
     targets: Vec<TargetSync>,
+    loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Syncer {
@@ -63,21 +92,29 @@ impl Syncer {
                     wake: Notify::new(),
                 })
                 .collect(),
+            loops: Mutex::new(Vec::new()),
         })
     }
 
-    /// Starts every target's loop and its change watch.
+    /// Starts every target's loop and routes each target's announcements here. (The change
+    /// watches themselves are started once per built target, by `live.rs`.)
     pub fn start(self: &Arc<Self>) {
+        let mut loops = self.loops.lock().unwrap();
         for index in 0..self.targets.len() {
+            self.targets[index]
+                .plan
+                .route
+                .to
+                .store(Some(Arc::new((Arc::downgrade(self), index))));
             let this = self.clone();
-            tokio::spawn(async move { this.run(index).await });
-            let this = self.clone();
-            let target = self.targets[index].plan.target.clone();
-            tokio::spawn(async move {
-                target
-                    .watch_changes(Box::new(move |change| this.changed(index, change)))
-                    .await;
-            });
+            loops.push(tokio::spawn(async move { this.run(index).await }));
+        }
+    }
+
+    /// Ends every target's loop (a sync in progress is abandoned; its target is untouched).
+    pub fn stop(&self) {
+        for handle in self.loops.lock().unwrap().drain(..) {
+            handle.abort();
         }
     }
 
@@ -111,7 +148,7 @@ impl Syncer {
     }
 
     /// What target `index` announced: a list change means "sync soon".
-    fn changed(&self, index: usize, change: Change) {
+    pub fn changed(&self, index: usize, change: Change) {
         let bit = match change {
             Change::Tools => TOOLS,
             Change::Prompts => PROMPTS,
@@ -150,6 +187,12 @@ impl Syncer {
     async fn run(&self, index: usize) {
         let t = &self.targets[index];
         let mut backoff = Backoff::new(FIRST_RETRY, t.plan.interval, Jitter::Spread);
+        if !t.plan.first_wait.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(t.plan.first_wait) => {}
+                _ = t.wake.notified() => {}
+            }
+        }
         loop {
             let wait = match self.sync_now(index).await {
                 Ok(()) => {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{ConfigError, Secret, validate_header};
 
 /// `kind = "openapi"`: each operation of an OpenAPI document becomes a tool.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenapiSpec {
     /// The document: a file path (relative to the working directory) or an `http(s)://` URL;
@@ -31,7 +31,7 @@ pub struct OpenapiSpec {
 
 /// `kind = "smithy"`: each operation of a service in a Smithy JSON AST model becomes a tool,
 /// called over the service's AWS protocol and signed with SigV4.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmithySpec {
     /// The model file (Smithy JSON AST, e.g. `aws-models/dynamodb.json`).
@@ -53,7 +53,7 @@ pub struct SmithySpec {
 /// Operation globs: `allow` (empty: every operation) then `deny`. A pattern matches an
 /// operation's tool name (OpenAPI `operationId`, Smithy operation name) or, for OpenAPI,
 /// `"METHOD /path"` as written in the document (e.g. `"GET /pets/*"`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OperationFilter {
     pub allow: Vec<String>,

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::ConfigError;
 
 /// One accepted token issuer (AgentCore `customJWTAuthorizer`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizerConfig {
     /// OIDC discovery or OAuth AS metadata URL; the issuer and `jwks_uri` come from it.
@@ -82,7 +82,7 @@ impl AuthorizerConfig {
 }
 
 /// A condition on one claim (AgentCore `customClaims`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimCondition {
     pub name: String,
@@ -144,7 +144,7 @@ impl ClaimCondition {
 
 /// Which callers may see and call which tools. The first rule whose pattern matches a tool
 /// decides; tools matching no rule are open to every authenticated caller.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolRuleConfig {
     /// Glob patterns over exposed tool names, e.g. `"*___get_*"`.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{Secret, validate_header};
 
 /// How outbound requests to a target are authenticated.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CredentialProviderConfig {
     #[default]
@@ -39,7 +39,7 @@ pub enum CredentialProviderConfig {
     OauthClientCredentials(OAuthClientCredentialsConfig),
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sigv4Config {
     /// Signing name; inferred from the URL when absent (see [`SigningScope`]).
@@ -67,7 +67,7 @@ pub enum SigningAlgorithm {
     Sigv4a,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssumeRoleConfig {
     pub role_arn: String,
@@ -80,7 +80,7 @@ pub struct AssumeRoleConfig {
     pub duration_secs: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthClientCredentialsConfig {
     /// The token endpoint; or give `discovery_url`.

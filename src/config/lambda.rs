@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use super::ConfigError;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LambdaSpec {
     /// A function name, a partial or full ARN, optionally with a version or alias qualifier.

@@ -50,7 +50,7 @@ impl ConfigError {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -61,13 +61,80 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub reload: ReloadConfig,
     /// The tool-search tool (off unless `[search] enabled = true`).
     #[serde(default)]
     pub search: SearchConfig,
 }
 
+/// Logs, metrics and traces.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `text` (human-readable) or `json` (one object per line, same fields).
+    pub log_format: LogFormat,
+    /// Serve Prometheus metrics at `metrics_path` on the inbound listener.
+    pub metrics: bool,
+    pub metrics_path: String,
+    /// Distinct tool names that get their own metric label; calls to further tools are
+    /// counted under `other` (bounds the series count whatever the catalogs hold).
+    pub max_tool_labels: usize,
+    /// OTLP/HTTP endpoint for traces, e.g. `http://127.0.0.1:4318` (`/v1/traces` is added).
+    /// Unset: traces are exported only when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set; otherwise tracing is off.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans (`OTEL_SERVICE_NAME` wins when set).
+    pub service_name: String,
+    /// Fraction of new traces sampled (a caller's sampled `traceparent` is always followed).
+    pub sample_ratio: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Text,
+            metrics: true,
+            metrics_path: "/metrics".into(),
+            max_tool_labels: 200,
+            otlp_endpoint: None,
+            service_name: "mcp-sidecar".into(),
+            sample_ratio: 1.0,
+        }
+    }
+}
+
+/// Hot reload of the config file (SIGHUP always reloads).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// Watch the config file and reload when it changes.
+    pub watch: bool,
+    /// How often the file is checked.
+    pub interval_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            interval_ms: 2000,
+        }
+    }
+}
+
 /// The admin endpoints (`POST /admin/sync`, `GET /admin/catalog`) on the inbound listener.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub enabled: bool,
@@ -77,7 +144,7 @@ pub struct AdminConfig {
 }
 
 /// The listener the Gateway (or any MCP client) calls.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InboundConfig {
     pub listen: String,
@@ -97,6 +164,26 @@ pub struct InboundConfig {
     pub tool_rules: Vec<ToolRuleConfig>,
     /// This endpoint's canonical URI for RFC 9728 metadata; default: from the request's Host.
     pub resource: Option<String>,
+    /// A request head must arrive whole within this time once its first byte has.
+    pub header_read_timeout_ms: u64,
+    /// A request body must arrive whole within this time once its head has (408 otherwise).
+    pub body_read_timeout_ms: u64,
+    /// An idle keep-alive connection is closed after this long. Longer than the idle
+    /// timeout of the load balancer in front (ALB: 60 s), so that the balancer closes first.
+    pub idle_timeout_secs: u64,
+    /// Open connections at most; one more is answered 503 and closed at once.
+    pub max_connections: usize,
+    /// Requests being handled at most (MCP and admin paths); one more gets a fast 503 with
+    /// `Retry-After`. Health and metrics endpoints are not counted.
+    pub max_in_flight: usize,
+    /// The `Retry-After` value of those 503 answers.
+    pub retry_after_secs: u64,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish before they are
+    /// answered with an error and the process exits.
+    pub shutdown_grace_secs: u64,
+    /// On SIGTERM/SIGINT, how long the listener keeps accepting (answering `/readyz` with
+    /// 503) before it closes, for load balancers that poll readiness before deregistering.
+    pub drain_delay_secs: u64,
     /// Seals state handed to clients (MRTR `requestState`): at least 32 bytes. Unset: a
     /// random key per process, so replicas behind one load balancer need a shared one.
     pub state_key: Option<Secret>,
@@ -134,6 +221,14 @@ impl Default for InboundConfig {
             authorizers: Vec::new(),
             tool_rules: Vec::new(),
             resource: None,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            idle_timeout_secs: 75,
+            max_connections: 1024,
+            max_in_flight: 256,
+            retry_after_secs: 1,
+            shutdown_grace_secs: 10,
+            drain_delay_secs: 0,
             state_key: None,
             request_state_ttl_secs: 600,
             max_waiting_calls: 256,
@@ -141,7 +236,7 @@ impl Default for InboundConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CatalogConfig {
     /// Tools per `tools/list` page.
@@ -175,6 +270,19 @@ impl Default for CatalogConfig {
 }
 
 impl Config {
+    /// Every section at its defaults, with these targets (zero-file mode, the demo).
+    pub fn with_targets(targets: Vec<TargetConfig>) -> Self {
+        Self {
+            inbound: Default::default(),
+            catalog: Default::default(),
+            targets,
+            admin: Default::default(),
+            telemetry: Default::default(),
+            reload: Default::default(),
+            search: Default::default(),
+        }
+    }
+
     /// Reads, interpolates `${VAR}`s and validates a TOML config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -235,6 +343,7 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        self.validate_limits()?;
         if self.catalog.page_size == 0 {
             return Err(ConfigError::new("catalog.page_size", "must be at least 1"));
         }
@@ -282,6 +391,64 @@ impl Config {
 }
 
 impl Config {
+    /// Hardening and telemetry keys: every bound must be positive (a zero would turn a
+    /// safety limit into an outage).
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let i = &self.inbound;
+        let positive = [
+            ("inbound.header_read_timeout_ms", i.header_read_timeout_ms),
+            ("inbound.body_read_timeout_ms", i.body_read_timeout_ms),
+            ("inbound.idle_timeout_secs", i.idle_timeout_secs),
+            ("inbound.max_connections", i.max_connections as u64),
+            ("inbound.max_in_flight", i.max_in_flight as u64),
+            ("reload.interval_ms", self.reload.interval_ms),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::new(field, "must be at least 1"));
+            }
+        }
+        if i.shutdown_grace_secs > 3600 {
+            return Err(ConfigError::new(
+                "inbound.shutdown_grace_secs",
+                "must be at most 3600",
+            ));
+        }
+        let t = &self.telemetry;
+        if !t.metrics_path.starts_with('/') || t.metrics_path.len() < 2 {
+            return Err(ConfigError::new(
+                "telemetry.metrics_path",
+                "must start with '/' and name a path, e.g. \"/metrics\"",
+            ));
+        }
+        if t.metrics
+            && [i.path.as_str(), "/ping", "/healthz", "/readyz"].contains(&t.metrics_path.as_str())
+        {
+            return Err(ConfigError::new(
+                "telemetry.metrics_path",
+                format!("`{}` is already served by another endpoint", t.metrics_path),
+            ));
+        }
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            return Err(ConfigError::new(
+                "telemetry.sample_ratio",
+                "must be between 0 and 1",
+            ));
+        }
+        if let Some(endpoint) = &t.otlp_endpoint {
+            let url = url::Url::parse(endpoint).map_err(|e| {
+                ConfigError::new("telemetry.otlp_endpoint", format!("not a URL: {e}"))
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::new(
+                    "telemetry.otlp_endpoint",
+                    "must be an http:// or https:// URL (OTLP over HTTP/protobuf)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_inbound_auth(&self) -> Result<(), ConfigError> {
         let inbound = &self.inbound;
         match inbound.auth_mode() {

@@ -11,7 +11,7 @@ use super::ConfigError;
 /// The Gateway's own name for its search tool; clients and AWS's plugins look for it.
 pub const GATEWAY_SEARCH_TOOL: &str = "x_amz_bedrock_agentcore_search";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SearchConfig {
     /// Offer the search tool (listed first in `tools/list`).

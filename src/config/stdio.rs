@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::{ConfigError, Secret};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdioSpec {
     /// The program: a path, or a name looked up in `PATH`.

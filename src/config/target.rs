@@ -29,7 +29,7 @@ use super::lambda::LambdaSpec;
 use super::stdio::StdioSpec;
 use super::{ConfigError, CredentialProviderConfig, Secret, Sigv4Config, validate_header};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     pub name: String,
@@ -73,7 +73,7 @@ pub struct TargetConfig {
 }
 
 /// The kinds of target, each with its own keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetSpec {
     /// An MCP server over streamable HTTP (JSON or SSE answers, stateful or stateless).
@@ -88,7 +88,7 @@ pub enum TargetSpec {
     Smithy(SmithySpec),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpServerSpec {
     /// `http://` or `https://` endpoint.
@@ -194,7 +194,7 @@ impl TargetSpec {
 }
 
 /// Per-target curation of the upstream's tools (names are the upstream's own).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CurationConfig {
     /// Only tools matching one of these globs are exposed (empty: all).

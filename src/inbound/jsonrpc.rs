@@ -192,9 +192,70 @@ pub fn raw_error_body(id: &RawValue, error: &str) -> Vec<u8> {
     format!(r#"{{"jsonrpc":"2.0","id":{},"error":{error}}}"#, id.get()).into_bytes()
 }
 
+/// `params.name` of a request, if it is a string (for metrics and span names).
+pub fn param_name(params: Option<&RawValue>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Name {
+        name: Option<String>,
+    }
+    serde_json::from_str::<Name>(params?.get()).ok()?.name
+}
+
+/// The error code of a response body this module wrote ([`result_body`], [`raw_error_body`],
+/// [`RpcError::body`]), or None for a result. Reads only the envelope's head and the error
+/// object, never a result.
+pub fn error_code(body: &[u8]) -> Option<i64> {
+    let rest = body.strip_prefix(br#"{"jsonrpc":"2.0","id":"#)?;
+    // Skip the id: a number, null, or a string (whose quotes inside are escaped).
+    let id_len = if rest.first() == Some(&b'"') {
+        let mut i = 1;
+        while i < rest.len() && rest[i] != b'"' {
+            i += if rest[i] == b'\\' { 2 } else { 1 };
+        }
+        i + 1
+    } else {
+        rest.iter().position(|b| *b == b',')?
+    };
+    let error = rest.get(id_len..)?.strip_prefix(br#","error":"#)?;
+    #[derive(Deserialize)]
+    struct Code {
+        code: i64,
+    }
+    let mut de = serde_json::Deserializer::from_slice(error);
+    Code::deserialize(&mut de).ok().map(|c| c.code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_are_read_from_the_envelope() {
+        let id = RawValue::from_string(r#""a\",\"error\":1""#.into()).unwrap();
+        assert_eq!(
+            error_code(&result_body(&id, r#"{"error":{"code":5}}"#)),
+            None
+        );
+        assert_eq!(
+            error_code(&RpcError::new(INVALID_PARAMS, "x").body(Some(&id))),
+            Some(INVALID_PARAMS)
+        );
+        let n = RawValue::from_string("12".into()).unwrap();
+        assert_eq!(
+            error_code(&raw_error_body(&n, r#"{"message":"m","code":-32000}"#)),
+            Some(-32000)
+        );
+        assert_eq!(
+            error_code(&RpcError::new(PARSE_ERROR, "x").body(None)),
+            Some(PARSE_ERROR)
+        );
+        assert_eq!(
+            param_name(Some(
+                &RawValue::from_string(r#"{"name":"t","arguments":{}}"#.into()).unwrap()
+            )),
+            Some("t".into())
+        );
+    }
 
     fn err_code(body: &str) -> i64 {
         match parse(body.as_bytes()) {

@@ -1,4 +1,8 @@
-//! The HTTP surface: `POST /mcp` (path configurable), health endpoints, and the listener.
+//! The HTTP surface: `POST /mcp` (path configurable), health, readiness and metrics
+//! endpoints; [`server`] is the listener under it and [`limits`] the request bounds.
+//!
+//! One router is built per config generation (see `live.rs`) and holds that generation's
+//! relay, auth and settings; a request is handled entirely by the router it arrived on.
 
 pub mod admin;
 pub mod auth;
@@ -9,57 +13,78 @@ pub mod guard;
 pub mod handler;
 pub mod jsonrpc;
 pub mod lifecycle;
+pub mod limits;
 pub mod listing;
 pub mod mrtr;
 pub mod params;
 pub mod relay;
 pub mod sealed;
 pub mod search;
+pub mod server;
 pub mod session;
 pub mod subscriptions;
 pub mod version;
 
+use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::header::{ALLOW, CONTENT_LENGTH};
+use http::header::{ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
+use tracing::Instrument;
 
 use self::auth::{AuthError, Authenticator, WELL_KNOWN};
 use self::framing::{Accepts, respond};
 use self::guard::HostGuard;
-use self::jsonrpc::{INVALID_REQUEST, Incoming, RpcError, UNAUTHORIZED};
+use self::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST, Incoming, RpcError, UNAUTHORIZED};
 use crate::Relay;
-use crate::config::{AdminConfig, InboundConfig};
+use crate::config::Config;
+use crate::live::Shared;
+use crate::telemetry::{metrics, trace};
 
 struct Inbound {
     relay: Arc<Relay>,
     guard: HostGuard,
     auth: Option<Arc<Authenticator>>,
     max_body_bytes: usize,
+    body_read_timeout: Duration,
+    shared: Arc<Shared>,
 }
 
+/// The router of one config generation.
 pub fn router(
     relay: Arc<Relay>,
-    config: &InboundConfig,
-    admin_config: &AdminConfig,
+    full: &Config,
     auth: Option<Arc<Authenticator>>,
+    shared: Arc<Shared>,
 ) -> Router {
+    let config = &full.inbound;
+    let admin_config = &full.admin;
     let metadata_routes = auth.is_some();
-    let admin = admin_config
-        .enabled
-        .then(|| admin::routes(relay.clone(), admin_config));
+    let limits = limits::Limits::new(
+        config.max_in_flight,
+        config.retry_after_secs,
+        shared.clone(),
+    );
+    let admin = admin_config.enabled.then(|| {
+        admin::routes(relay.clone(), admin_config).route_layer(
+            axum::middleware::from_fn_with_state(limits.clone(), limits::in_flight),
+        )
+    });
     let state = Arc::new(Inbound {
         relay,
         guard: HostGuard::new(&config.allowed_hosts, &config.allowed_origins),
         auth,
         max_body_bytes: config.max_body_bytes,
+        body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
+        shared,
     });
     let mut router = Router::new();
     if metadata_routes {
@@ -71,22 +96,31 @@ pub fn router(
                 get(protected_resource_metadata),
             );
     }
-    let router = router
-        .route(
-            &config.path,
-            post(mcp_post).get(mcp_get).delete(method_not_allowed),
-        )
+    let mcp = post(mcp_post)
+        .get(mcp_get)
+        .delete(method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            limits,
+            limits::in_flight,
+        ));
+    let mut router = router
+        .route(&config.path, mcp)
         .route("/ping", get(ping))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(state);
-    match admin {
+        .route("/readyz", get(readyz));
+    if full.telemetry.metrics {
+        router = router.route(&full.telemetry.metrics_path, get(prometheus));
+    }
+    let router = router.with_state(state);
+    let router = match admin {
         Some(admin) => router.merge(admin),
         None => router,
-    }
+    };
+    router.layer(axum::middleware::from_fn(limits::http_metrics))
 }
 
 async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
     let accepts = Accepts::from_headers(&headers);
     if let Err(reason) = inbound.guard.check(&headers) {
         tracing::warn!("refused a request: {reason}");
@@ -96,11 +130,26 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
     let caller = match &inbound.auth {
         None => None,
         Some(auth) => match auth.authenticate(&headers).await {
-            Ok(caller) => Some(caller),
-            Err(error) => return unread_body(auth_failure(auth, &headers, &error, accepts)),
+            Ok(caller) => {
+                metrics().auth("ok", "valid");
+                Some(caller)
+            }
+            Err(error) => {
+                let (outcome, reason) = error.metric_labels();
+                metrics().auth(outcome, reason);
+                return unread_body(auth_failure(auth, &headers, &error, accepts));
+            }
         },
     };
-    let bytes = match read_body(body, &headers, inbound.max_body_bytes).await {
+    let bytes = match read_body(
+        body,
+        &headers,
+        inbound.max_body_bytes,
+        inbound.body_read_timeout,
+        inbound.shared.draining(),
+    )
+    .await
+    {
         Ok(bytes) => bytes,
         Err(error) => {
             return unread_body(respond(error.status, error.body(None), accepts));
@@ -116,22 +165,86 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
             StatusCode::ACCEPTED.into_response()
         }
         Ok(Incoming::Request(request)) => {
+            let method = request.method.clone();
+            // The tool's label and span name only for tools in the catalog (bounded).
+            let tool = (method == "tools/call")
+                .then(|| jsonrpc::param_name(request.params.as_deref()))
+                .flatten()
+                .and_then(|name| {
+                    let catalog = inbound.relay.store.snapshot();
+                    let entry = catalog.tools.lookup(&name)?;
+                    let target = inbound.relay.targets.get(entry.target)?.name().to_string();
+                    Some((target, name))
+                });
+            let span = trace::server_span(&headers, &method, tool.as_ref().map(|t| t.1.as_str()));
             let gate = handler::Gate {
                 rules: inbound.auth.as_deref().map(|a| &a.rules),
                 caller: caller.as_deref(),
             };
-            match handler::handle(&inbound.relay, &headers, request, accepts, gate).await {
+            let handled = handler::handle(&inbound.relay, &headers, request, accepts, gate)
+                .instrument(span.clone())
+                .await;
+            let response = match handled {
                 Ok(response) => response,
                 Err(scope_error) => {
                     let auth = inbound
                         .auth
                         .as_ref()
                         .expect("scope errors only arise with auth on");
+                    let (outcome, reason) = scope_error.metric_labels();
+                    metrics().auth(outcome, reason);
                     auth_failure(auth, &headers, &scope_error, accepts)
                 }
+            };
+            let response = if method == "subscriptions/listen" {
+                limits::long_lived(response, inbound.shared.draining())
+            } else {
+                response
+            };
+            let (response, error_type) = outcome_of(response).await;
+            if let Some(error_type) = &error_type {
+                trace::record_error(&span, error_type);
             }
+            metrics().server_operation(
+                &method,
+                tool.as_ref()
+                    .map(|(target, name)| (target.as_str(), name.as_str())),
+                error_type,
+                started.elapsed(),
+            );
+            response
         }
     }
+}
+
+/// The `error.type` of an answer: the HTTP status when it is not 200; for a JSON answer
+/// the JSON-RPC error code, if it is an error. Event streams count as answered (the
+/// relayed outcome is recorded per target).
+async fn outcome_of(response: Response) -> (Response, Option<Cow<'static, str>>) {
+    let status = response.status();
+    if status != StatusCode::OK {
+        return (response, Some(Cow::Owned(status.as_u16().to_string())));
+    }
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !is_json {
+        return (response, None);
+    }
+    // A JSON answer is one buffer already: collecting it copies nothing.
+    let (parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return (
+                Response::from_parts(parts, Body::empty()),
+                Some("body".into()),
+            );
+        }
+    };
+    let error_type = jsonrpc::error_code(&bytes).map(crate::telemetry::metrics::jsonrpc_error_type);
+    (Response::from_parts(parts, Body::from(bytes)), error_type)
 }
 
 /// GET on the MCP path: the event stream of a legacy session this sidecar issued (list
@@ -154,7 +267,11 @@ async fn mcp_get(State(inbound): State<Arc<Inbound>>, headers: HeaderMap) -> Res
     if !accepts.sse {
         return StatusCode::NOT_ACCEPTABLE.into_response();
     }
-    subscriptions::legacy_stream(&inbound.relay, session.nonce)
+    // A long-lived stream: not a request in flight, and it ends when shutdown begins.
+    limits::long_lived(
+        subscriptions::legacy_stream(&inbound.relay, session.nonce),
+        inbound.shared.draining(),
+    )
 }
 
 /// Marks an answer given before the request body was read. The server then cannot reuse
@@ -200,11 +317,17 @@ async fn protected_resource_metadata(
     }
 }
 
-/// Reads the body up to the configured limit; larger bodies get 413 with a JSON-RPC error.
+/// Reads the body up to the configured limit (larger bodies get 413 with a JSON-RPC error)
+/// within `timeout` (a client that stops sending mid-body gets 408). A body still arriving
+/// when shutdown begins is not waited for: nothing of the request has reached a target, so
+/// it is answered 503 at once (a request that arrives during `drain_delay_secs` is read as
+/// usual).
 async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
+    timeout: Duration,
+    mut draining: tokio::sync::watch::Receiver<bool>,
 ) -> Result<bytes::Bytes, RpcError> {
     let too_large = || {
         RpcError::new(
@@ -220,7 +343,35 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let already_draining = *draining.borrow_and_update();
+    let shutdown = async move {
+        if already_draining {
+            std::future::pending::<()>().await;
+        }
+        let _ = draining.wait_for(|d| *d).await;
+    };
+    let reading = tokio::time::timeout(timeout, Limited::new(body, limit).collect());
+    let collected = tokio::select! {
+        collected = reading => collected,
+        _ = shutdown => {
+            return Err(RpcError::new(
+                INTERNAL_ERROR,
+                "mcp-sidecar is shutting down; the request body had not arrived (nothing was relayed)",
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE));
+        }
+    };
+    let collected = collected.map_err(|_| {
+        RpcError::new(
+            INVALID_REQUEST,
+            format!(
+                "the request body did not arrive within {} ms (inbound.body_read_timeout_ms)",
+                timeout.as_millis()
+            ),
+        )
+        .with_status(StatusCode::REQUEST_TIMEOUT)
+    })?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
         Err(e) => Err(RpcError::new(
@@ -252,7 +403,9 @@ async fn healthz() -> Response {
 async fn readyz(State(inbound): State<Arc<Inbound>>) -> Response {
     let store = &inbound.relay.store;
     let catalog = store.snapshot();
-    let ready = store.is_ready();
+    let draining = inbound.shared.is_draining();
+    // Shutting down: not ready, at once, so load balancers stop sending new requests.
+    let ready = store.is_ready() && !draining;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -262,6 +415,8 @@ async fn readyz(State(inbound): State<Arc<Inbound>>) -> Response {
         status,
         json!({
             "ready": ready,
+            "draining": draining,
+            "config": inbound.shared.config_status(),
             "tools": catalog.tools.len(),
             "prompts": catalog.prompts.len(),
             "resources": catalog.resources.len(),
@@ -271,6 +426,22 @@ async fn readyz(State(inbound): State<Arc<Inbound>>) -> Response {
             "targets": store.statuses(),
         }),
     )
+}
+
+/// `GET /metrics`: Prometheus text, or OpenMetrics when the scraper asks for it.
+async fn prometheus(State(inbound): State<Arc<Inbound>>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let statuses = inbound.relay.store.statuses();
+    let body = metrics().render(&statuses, openmetrics);
+    let content_type = if openmetrics {
+        crate::telemetry::metrics::OPENMETRICS_CONTENT_TYPE
+    } else {
+        crate::telemetry::metrics::PROMETHEUS_CONTENT_TYPE
+    };
+    (StatusCode::OK, [(CONTENT_TYPE, content_type)], body).into_response()
 }
 
 fn axum_json(status: StatusCode, value: serde_json::Value) -> Response {

@@ -4,16 +4,50 @@
 //! A request waits at most the queue timeout for a slot, then fails as `overloaded`: one
 //! slow target fails fast and visibly instead of piling up work, and never slows the
 //! others (each target has its own bound).
+//!
+//! Being the one wrapper around every target, it is also where each relayed request is
+//! measured (`mcp_client_operation_duration_seconds` by target, method, tool and outcome)
+//! and gets its trace span.
 
-use std::time::Duration;
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use super::{
-    BoxFuture, ChangeCallback, Description, FailureKind, Listing, NotificationSink, RelayRequest,
-    Reply, Target, TargetError,
+    BoxFuture, ChangeCallback, Description, FailureKind, Listing, NotificationSink, Operation,
+    RelayRequest, Reply, Target, TargetError,
 };
 use crate::config::TargetConfig;
+use crate::telemetry::metrics::{jsonrpc_error_type, metrics};
+use crate::telemetry::trace;
+
+/// The outcome as an `error.type` (None: success): the failure kind, a JSON-RPC error code,
+/// or `tool_error` for a tool result with `isError: true`.
+fn error_type(outcome: &Result<Reply, TargetError>) -> Option<Cow<'static, str>> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "isError", default)]
+        is_error: Option<bool>,
+        #[serde(default)]
+        code: Option<i64>,
+    }
+    match outcome {
+        Err(e) => Some(Cow::Borrowed(e.kind.label())),
+        Ok(Reply::Error(raw)) => Some(
+            serde_json::from_str::<Probe>(raw.get())
+                .ok()
+                .and_then(|p| p.code)
+                .map_or(Cow::Borrowed("jsonrpc_error"), jsonrpc_error_type),
+        ),
+        Ok(Reply::Result(raw)) => serde_json::from_str::<Probe>(raw.get())
+            .ok()
+            .and_then(|p| p.is_error)
+            .filter(|e| *e)
+            .map(|_| Cow::Borrowed("tool_error")),
+    }
+}
 
 pub struct Bounded {
     inner: Box<dyn Target>,
@@ -78,8 +112,31 @@ impl Target for Bounded {
         notify: Option<NotificationSink>,
     ) -> BoxFuture<'_, Result<Reply, TargetError>> {
         Box::pin(async move {
-            let _slot = self.slot(request.operation.method()).await?;
-            self.inner.relay(request, notify).await
+            let started = Instant::now();
+            let method = request.operation.method();
+            let tool = match request.operation {
+                Operation::CallTool => request.name.clone(),
+                _ => None,
+            };
+            let span = trace::target_span(self.inner.name(), method, tool.as_deref());
+            let outcome = async {
+                let _slot = self.slot(method).await?;
+                self.inner.relay(request, notify).await
+            }
+            .instrument(span.clone())
+            .await;
+            let error_type = error_type(&outcome);
+            if let Some(error_type) = &error_type {
+                trace::record_error(&span, error_type);
+            }
+            metrics().client_operation(
+                self.inner.name(),
+                method,
+                tool.as_deref(),
+                error_type,
+                started.elapsed(),
+            );
+            outcome
         })
     }
 

@@ -68,6 +68,15 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Outcome and reason as bounded metric labels.
+    pub fn metric_labels(&self) -> (&'static str, &'static str) {
+        match self {
+            AuthError::Missing => ("missing", "no_token"),
+            AuthError::InsufficientScope(_) => ("insufficient_scope", "scope"),
+            AuthError::Invalid(why) => ("invalid", invalid_reason(why)),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             AuthError::Missing | AuthError::Invalid(_) => StatusCode::UNAUTHORIZED,
@@ -99,6 +108,17 @@ pub struct Authenticator {
     pub rules: ToolRules,
     resource: Option<String>,
     path: String,
+    /// The key refresh loops, ended when the authenticator is dropped (a reload that
+    /// changes the auth config replaces it).
+    refreshers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Authenticator {
+    fn drop(&mut self) {
+        for handle in self.refreshers.get_mut().unwrap().drain(..) {
+            handle.abort();
+        }
+    }
 }
 
 /// Cache entries live until their token expires.
@@ -143,14 +163,16 @@ impl Authenticator {
             rules: ToolRules::new(&config.tool_rules)?,
             resource: config.resource.clone(),
             path: config.path.clone(),
+            refreshers: std::sync::Mutex::new(Vec::new()),
         })))
     }
 
     /// Loads every authorizer's keys in the background and keeps them fresh.
     pub fn spawn_key_refresh(&self) {
+        let mut refreshers = self.refreshers.lock().unwrap();
         for a in &self.authorizers {
             let every = Duration::from_secs(a.config.jwks_refresh_secs);
-            tokio::spawn(a.keys.clone().keep_fresh(every));
+            refreshers.push(tokio::spawn(a.keys.clone().keep_fresh(every)));
         }
     }
 
@@ -284,6 +306,32 @@ impl Authenticator {
     }
 }
 
+/// Fetches an authorizer's discovery document and JWKS now, as `serve` would at start-up
+/// (for `mcp-sidecar doctor`): the issuer and key count, or what failed.
+pub async fn probe_authorizer(
+    config: &AuthorizerConfig,
+    timeout: Duration,
+) -> Result<String, String> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let keys = IssuerKeys::new(config, http);
+    let count = keys.refresh().await?;
+    if count == 0 {
+        return Err(format!(
+            "the JWKS of {} holds no usable signing key",
+            config.discovery_url
+        ));
+    }
+    Ok(format!(
+        "issuer {}, {count} signing key(s)",
+        keys.issuer().unwrap_or_default()
+    ))
+}
+
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
 fn origin(headers: &HeaderMap) -> String {
@@ -377,6 +425,30 @@ fn check_claims(config: &AuthorizerConfig, claims: &Map<String, Value>) -> Resul
     Ok(())
 }
 
+/// A fixed word for why a token was refused (from the messages this module writes).
+fn invalid_reason(why: &str) -> &'static str {
+    const REASONS: &[(&str, &str)] = &[
+        ("has expired", "expired"),
+        ("not valid yet", "not_yet_valid"),
+        ("issued in the future", "not_yet_valid"),
+        ("signature does not verify", "bad_signature"),
+        ("issuer is not accepted", "issuer"),
+        ("has no `iss`", "issuer"),
+        ("audience is not accepted", "audience"),
+        ("client is not allowed", "client"),
+        ("unknown signing key", "unknown_key"),
+        ("algorithm", "algorithm"),
+        ("malformed", "malformed"),
+        ("is not text", "malformed"),
+        ("empty bearer token", "malformed"),
+        ("claim", "claims"),
+    ];
+    REASONS
+        .iter()
+        .find(|(needle, _)| why.contains(needle))
+        .map_or("other", |(_, reason)| reason)
+}
+
 fn describe(kind: &ErrorKind) -> String {
     match kind {
         ErrorKind::ExpiredSignature => "token has expired".into(),
@@ -400,6 +472,20 @@ fn quote_safe(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_have_bounded_metric_reasons() {
+        let reason = |why: &str| AuthError::Invalid(why.into()).metric_labels().1;
+        assert_eq!(reason(&describe(&ErrorKind::ExpiredSignature)), "expired");
+        assert_eq!(
+            reason(&describe(&ErrorKind::InvalidSignature)),
+            "bad_signature"
+        );
+        assert_eq!(reason("unknown signing key (kid \"x\")"), "unknown_key");
+        assert_eq!(reason("client is not allowed"), "client");
+        assert_eq!(reason("something new"), "other");
+        assert_eq!(AuthError::Missing.metric_labels(), ("missing", "no_token"));
+    }
 
     #[test]
     fn bearer_parsing() {

@@ -287,6 +287,12 @@ impl Inner {
     }
 
     async fn fetch_from_source(&self) -> anyhow::Result<Current> {
+        let fetched = self.fetch_from_source_uncounted().await;
+        crate::telemetry::metrics().credential_refresh("aws", fetched.is_ok());
+        fetched
+    }
+
+    async fn fetch_from_source_uncounted(&self) -> anyhow::Result<Current> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let provider = self.provider().await;
         let credentials = tokio::time::timeout(FETCH_TIMEOUT, provider.provide_credentials())

@@ -44,6 +44,11 @@ pub trait CredentialProvider: Send + Sync {
     fn explain(&self, _refusal: &Refusal<'_>) -> Option<String> {
         None
     }
+    /// Obtains credentials now and says where they came from and until when (for
+    /// `mcp-sidecar doctor`). Static sources have nothing to fetch.
+    fn probe(&self) -> BoxFuture<'_, anyhow::Result<String>> {
+        Box::pin(std::future::ready(Ok(self.describe())))
+    }
 }
 
 /// An HTTP 401/403 answer from a target, with what the refused request carried.
@@ -95,6 +100,16 @@ impl CredentialProvider for Layered {
 
     fn explain(&self, refusal: &Refusal<'_>) -> Option<String> {
         self.layers.iter().find_map(|l| l.explain(refusal))
+    }
+
+    fn probe(&self) -> BoxFuture<'_, anyhow::Result<String>> {
+        Box::pin(async move {
+            let mut found = Vec::new();
+            for layer in &self.layers {
+                found.push(layer.probe().await?);
+            }
+            Ok(found.join(" + "))
+        })
     }
 }
 

@@ -131,6 +131,18 @@ impl CredentialProvider for ClientCredentials {
         self.inner.description.clone()
     }
 
+    fn probe(&self) -> BoxFuture<'_, anyhow::Result<String>> {
+        Box::pin(async move {
+            let token = self.inner.token(None).await?;
+            let left = token.refresh_at.saturating_duration_since(Instant::now());
+            Ok(format!(
+                "{}: access token obtained, used for {} s before it is renewed",
+                self.inner.description,
+                left.as_secs()
+            ))
+        })
+    }
+
     fn authorize<'a>(
         &'a self,
         request: &'a mut reqwest::Request,
@@ -291,6 +303,12 @@ impl Inner {
     }
 
     async fn fetch_token(&self) -> anyhow::Result<Token> {
+        let fetched = self.fetch_token_uncounted().await;
+        crate::telemetry::metrics().credential_refresh("oauth_client_credentials", fetched.is_ok());
+        fetched
+    }
+
+    async fn fetch_token_uncounted(&self) -> anyhow::Result<Token> {
         let url = self.token_url().await?.clone();
         let secret = match &self.secret {
             SecretSource::Inline(s) => s.expose().to_string(),

@@ -17,11 +17,13 @@ use std::time::Duration;
 use http::HeaderValue;
 use http::header::AUTHORIZATION;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::credentials::{CredentialProvider, Refusal};
 use super::error::{ERROR_BODY_QUOTE, quote};
 use super::{FailureKind, TargetError};
 use crate::config::TargetConfig;
+use crate::telemetry::trace;
 
 /// How much of a 401/403 answer is read to learn why (AWS error documents are small).
 const REFUSAL_BODY_LIMIT: usize = 4096;
@@ -215,6 +217,7 @@ impl HttpSender {
                     return Ok(Sent::Throttled { response, note });
                 }
                 throttled += 1;
+                crate::telemetry::metrics().throttle_retry(&self.target);
                 tracing::info!(target_name = %self.target, status, delay_ms = delay.as_millis() as u64,
                     "{what} throttled; retry {throttled} of {}", self.max_retries);
                 drop(response);
@@ -247,6 +250,13 @@ impl HttpSender {
         &self,
         mut request: reqwest::Request,
     ) -> Result<(reqwest::Response, Option<HeaderValue>), TargetError> {
+        let span = trace::http_client_span(&self.target, request.method(), request.url());
+        if !span.is_none() {
+            // The upstream continues this request's trace; added before the credentials so
+            // a signer (SigV4) sees the final request.
+            let _entered = span.enter();
+            trace::inject(request.headers_mut());
+        }
         self.credentials
             .authorize(&mut request)
             .await
@@ -261,17 +271,30 @@ impl HttpSender {
             })?;
         let sent_authorization = request.headers().get(AUTHORIZATION).cloned();
         let endpoint = printable_url(request.url());
-        let response = self.client.execute(request).await.map_err(|e| {
-            let kind = if e.is_timeout() {
-                FailureKind::Timeout
-            } else {
-                FailureKind::Unreachable
-            };
-            let cause = std::error::Error::source(&e)
-                .map(|s| format!(": {s}"))
-                .unwrap_or_default();
-            self.error(kind, format!("{endpoint} {}{cause}", e.without_url()))
-        })?;
+        let response = self
+            .client
+            .execute(request)
+            .instrument(span.clone())
+            .await
+            .map_err(|e| {
+                let kind = if e.is_timeout() {
+                    FailureKind::Timeout
+                } else {
+                    FailureKind::Unreachable
+                };
+                let cause = std::error::Error::source(&e)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default();
+                trace::record_error(&span, kind.label());
+                self.error(kind, format!("{endpoint} {}{cause}", e.without_url()))
+            })?;
+        if !span.is_none() {
+            let status = response.status().as_u16();
+            span.record("http.response.status_code", i64::from(status));
+            if status >= 400 {
+                trace::record_error(&span, &status.to_string());
+            }
+        }
         Ok((response, sent_authorization))
     }
 

@@ -64,7 +64,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 
 /// An IMF-fixdate; humantime (already a dependency) parses RFC 3339, not this format, so the
 /// few lines are written here.
-fn httpdate(value: &str) -> Option<SystemTime> {
+pub fn httpdate(value: &str) -> Option<SystemTime> {
     // "Sun, 06 Nov 1994 08:49:37 GMT"
     let rest = value.split_once(", ")?.1;
     let parts: Vec<&str> = rest.split(' ').collect();

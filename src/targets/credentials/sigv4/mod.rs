@@ -75,6 +75,28 @@ impl SigV4Provider {
 }
 
 impl CredentialProvider for SigV4Provider {
+    fn probe(&self) -> BoxFuture<'_, anyhow::Result<String>> {
+        Box::pin(async move {
+            let current = self.credentials.get().await?;
+            let expiry = match current.expiry {
+                Some(at) => format!(
+                    "expire {} (in {} s)",
+                    crate::catalog::store::rfc3339(at),
+                    at.duration_since(SystemTime::now())
+                        .unwrap_or_default()
+                        .as_secs()
+                ),
+                None => "do not expire".to_string(),
+            };
+            Ok(format!(
+                "AWS credentials {} from {} ({}), {expiry}",
+                current.access_key_id.chars().take(4).collect::<String>() + "…",
+                current.supplied_by,
+                self.credentials.describe()
+            ))
+        })
+    }
+
     fn describe(&self) -> String {
         let region = match &self.scope.region_set {
             None => format!(

@@ -1,0 +1,147 @@
+//! Request-level bounds and accounting, as axum middleware.
+//!
+//! - [`in_flight`] (MCP and admin routes): at most `inbound.max_in_flight` requests are
+//!   handled at once; one more is answered at once with 503 and `Retry-After` (never queued,
+//!   so an overload shows as fast refusals the caller can retry elsewhere, not as hangs).
+//!   A request counts until its response body has been sent (an event stream included).
+//!   When the shutdown grace runs out, requests still being handled are answered with a
+//!   JSON-RPC error saying so, and logged: no call that had started is dropped silently.
+//! - [`http_metrics`] (every route): `http.server.request.duration` and
+//!   `http.server.active_requests`, labelled by the matched route (a fixed set).
+//!
+//! Health, readiness and metrics endpoints are outside the in-flight bound, so probes
+//! answer while the sidecar is saturated.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use http_body_util::BodyExt;
+use tokio::sync::Semaphore;
+
+use crate::live::Shared;
+use crate::telemetry::metrics;
+
+/// Marks a response that is a long-lived stream (`subscriptions/listen`) rather than the
+/// answer to a call: it does not count as in flight, and it ends when shutdown begins (the
+/// client reconnects elsewhere; nothing it waits for is lost, the catalog is the same).
+#[derive(Clone, Copy)]
+pub struct LongLived;
+
+/// Makes `response` a [`LongLived`] stream that ends when `draining` turns true.
+pub fn long_lived(
+    response: Response,
+    mut draining: tokio::sync::watch::Receiver<bool>,
+) -> Response {
+    use futures_util::StreamExt;
+    let (mut parts, body) = response.into_parts();
+    parts.extensions.insert(LongLived);
+    let shutdown = async move {
+        let _ = draining.wait_for(|d| *d).await;
+    };
+    let stream = body.into_data_stream().take_until(shutdown);
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+pub struct Limits {
+    permits: Arc<Semaphore>,
+    retry_after_secs: u64,
+    shared: Arc<Shared>,
+}
+
+impl Limits {
+    pub fn new(max_in_flight: usize, retry_after_secs: u64, shared: Arc<Shared>) -> Arc<Self> {
+        Arc::new(Self {
+            permits: Arc::new(Semaphore::new(max_in_flight)),
+            retry_after_secs,
+            shared,
+        })
+    }
+}
+
+/// A JSON-RPC error answer (id null: the request was not read) with an HTTP status.
+fn refusal(status: StatusCode, message: &str, retry_after: Option<u64>) -> Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": super::jsonrpc::INTERNAL_ERROR, "message": message },
+    })
+    .to_string();
+    let mut response = (status, [(CONTENT_TYPE, "application/json")], body).into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, http::HeaderValue::from(secs));
+    }
+    response
+}
+
+pub async fn in_flight(
+    State(limits): State<Arc<Limits>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(permit) = limits.permits.clone().try_acquire_owned() else {
+        let mut response = refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "mcp-sidecar is at its limit of requests in flight (inbound.max_in_flight); retry shortly",
+            Some(limits.retry_after_secs),
+        );
+        // The body was not read; the connection cannot be reused.
+        response
+            .headers_mut()
+            .insert(CONNECTION, http::HeaderValue::from_static("close"));
+        return response;
+    };
+    let mut aborted = limits.shared.aborted();
+    let path = request.uri().path().to_string();
+    tokio::select! {
+        response = next.run(request) => {
+            if response.extensions().get::<LongLived>().is_some() {
+                return response;
+            }
+            // The permit is released when the body has been sent.
+            response.map(|body| Body::new(body.map_frame(move |frame| {
+                let _ = &permit;
+                frame
+            })))
+        }
+        _ = aborted.wait_for(|stop| *stop) => {
+            tracing::warn!(path, "shutdown grace ran out: answering a request still in flight with an error");
+            let mut response = refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "mcp-sidecar is shutting down and did not finish this request within its shutdown grace; \
+                 it may or may not have reached its target",
+                None,
+            );
+            response
+                .headers_mut()
+                .insert(CONNECTION, http::HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+pub async fn http_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "other".to_string(), |p| p.as_str().to_string());
+    metrics().active_requests().inc();
+    let response = next.run(request).await;
+    metrics().active_requests().dec();
+    metrics().http_request(
+        &method,
+        route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}

@@ -1,0 +1,398 @@
+//! The listener: an accept loop over hyper's HTTP/1 connections, with the bounds a server on
+//! the open network needs and a drain for shutdown.
+//!
+//! `axum::serve` has no timeouts and no connection bound, so a client that opens a
+//! connection and sends half a request holds it (and a file descriptor) for ever. Here:
+//!
+//! 1. At most `max_connections` connections are open; one more is answered with a canned
+//!    `503` + `Retry-After` (one non-blocking write, no task, no parsing) and closed.
+//! 2. Each connection has a watchdog driven by what its bytes do (see [`ConnState`]):
+//!    - once the first byte of a request head has arrived, the whole head must arrive
+//!      within `header_read_timeout`, else the connection is dropped;
+//!    - a connection with no request in progress is closed after `idle_timeout`;
+//!    - while a request is being handled (until its response body has been sent) neither
+//!      applies; the body read timeout is the handler's (`read_body`).
+//!
+//!    hyper's own `header_read_timeout` is not used: it starts when hyper begins waiting for
+//!    a head, so it would also cut idle keep-alive connections at the header timeout, and a
+//!    keep-alive timeout shorter than the load balancer's idle timeout causes 502s there.
+//! 3. [`Server::drain`] stops accepting, drops every connection with no request in
+//!    progress at once (idle, or half-open: a partial head), and lets connections with a
+//!    request in progress finish it (hyper's graceful shutdown: no further requests on them),
+//!    then reports what is still open when the grace runs out. This is hyper-util's
+//!    `GracefulShutdown`, plus the half-open case that it cannot see (hyper treats a
+//!    connection that has received part of a head as busy and would wait for it).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use crate::config::InboundConfig;
+use crate::telemetry::metrics;
+
+/// The router to hand the next request to (read per request, so a reload applies at once
+/// and a request keeps the router it started with).
+pub type RouterSource = Arc<dyn Fn() -> Router + Send + Sync>;
+
+/// Connection-level bounds (fixed for the life of the listener).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub retry_after_secs: u64,
+}
+
+impl ConnectionLimits {
+    pub fn from_config(config: &InboundConfig) -> Self {
+        Self {
+            max_connections: config.max_connections,
+            header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+            retry_after_secs: config.retry_after_secs,
+        }
+    }
+}
+
+/// A running listener.
+pub struct Server {
+    stop: watch::Sender<bool>,
+    /// Closed once the accept loop and every connection task have ended.
+    finished: mpsc::Receiver<()>,
+    open: Arc<AtomicUsize>,
+}
+
+/// Starts accepting on `listener`.
+pub fn spawn(listener: TcpListener, routers: RouterSource, limits: ConnectionLimits) -> Server {
+    let (stop, stop_rx) = watch::channel(false);
+    let (alive, finished) = mpsc::channel::<()>(1);
+    let open = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(accept_loop(
+        listener,
+        routers,
+        limits,
+        stop_rx,
+        alive,
+        open.clone(),
+    ));
+    Server {
+        stop,
+        finished,
+        open,
+    }
+}
+
+impl Server {
+    /// Stops accepting and closes connections that have no request in progress; waits up to
+    /// `grace` for the others to finish theirs. Returns how many connections are still open.
+    pub async fn drain(&mut self, grace: Duration) -> usize {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(grace, self.finished.recv()).await;
+        self.open.load(Ordering::SeqCst)
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    routers: RouterSource,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+    open: Arc<AtomicUsize>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusal = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nretry-after: {}\r\ncontent-type: text/plain\r\ncontent-length: 40\r\nconnection: close\r\n\r\nmcp-sidecar: too many open connections\n\n",
+        limits.retry_after_secs
+    );
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors (EMFILE) and the like: back off briefly instead of
+                // spinning; connections that end free descriptors again.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            let _ = stream.try_write(refusal.as_bytes());
+            metrics().connection_closed("limit");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = Connection {
+            routers: routers.clone(),
+            limits,
+            peer,
+            state: Arc::new(ConnState::new()),
+        };
+        let stop = stop.clone();
+        let alive = alive.clone();
+        let open = open.clone();
+        tokio::spawn(async move {
+            open.fetch_add(1, Ordering::SeqCst);
+            metrics().open_connections().inc();
+            connection.run(stream, stop).await;
+            metrics().open_connections().dec();
+            open.fetch_sub(1, Ordering::SeqCst);
+            drop((slot, alive));
+        });
+    }
+    drop(listener);
+}
+
+struct Connection {
+    routers: RouterSource,
+    limits: ConnectionLimits,
+    peer: SocketAddr,
+    state: Arc<ConnState>,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, mut stop: watch::Receiver<bool>) {
+        let state = self.state.clone();
+        let io = TokioIo::new(Tracked {
+            inner: stream,
+            state: state.clone(),
+        });
+        let routers = self.routers.clone();
+        let peer = self.peer;
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            let in_progress = RequestInProgress::begin(state.clone());
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let router = routers();
+            async move {
+                let response = router
+                    .oneshot(request.map(Body::new))
+                    .await
+                    .unwrap_or_else(|never: Infallible| match never {});
+                // The request counts as in progress until its body has been sent.
+                Ok::<_, Infallible>(response.map(|body| {
+                    Body::new(body.map_frame(move |frame| {
+                        let _ = &in_progress;
+                        frame
+                    }))
+                }))
+            }
+        });
+        let connection = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(io, service);
+        tokio::pin!(connection);
+        let mut draining = *stop.borrow();
+        if draining {
+            return;
+        }
+        loop {
+            let deadline = self.state.deadline(&self.limits);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = self.state.changed.notified() => {}
+                _ = sleep_until(deadline) => match self.state.expired(&self.limits) {
+                    Some(Expired::Head) => {
+                        tracing::debug!(peer = %self.peer, "request head not received in time; closing");
+                        metrics().connection_closed("header_timeout");
+                        return;
+                    }
+                    Some(Expired::Idle) => {
+                        metrics().connection_closed("idle_timeout");
+                        return;
+                    }
+                    None => {}
+                },
+                changed = stop.changed(), if !draining => {
+                    draining = true;
+                    if changed.is_err() || self.state.in_flight.load(Ordering::SeqCst) == 0 {
+                        // Idle or half-open: nothing started on it that could be lost.
+                        metrics().connection_closed("shutdown");
+                        return;
+                    }
+                    // Let the request in progress finish; no further ones on this connection.
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+enum Expired {
+    Head,
+    Idle,
+}
+
+/// What a connection's watchdog needs to know, kept current by the connection's reads
+/// ([`Tracked`]) and its requests ([`RequestInProgress`]).
+///
+/// Phases: *idle* (no request in progress, no byte of the next head yet; since
+/// `idle_since`), *head* (the first byte of a head arrived at `head_since`, the service has
+/// not been called yet), *busy* (`in_flight > 0`: a request is being handled or its response
+/// body sent). Times are milliseconds since `epoch`.
+struct ConnState {
+    epoch: Instant,
+    in_flight: AtomicUsize,
+    head_started: AtomicBool,
+    head_since: AtomicU64,
+    idle_since: AtomicU64,
+    /// Wakes the watchdog when the phase changes.
+    changed: Notify,
+}
+
+impl ConnState {
+    /// A new connection is in the head phase from the start: a client that connects and
+    /// sends nothing gets the header timeout, not the (longer) idle timeout.
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            head_started: AtomicBool::new(true),
+            head_since: AtomicU64::new(0),
+            idle_since: AtomicU64::new(0),
+            changed: Notify::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn at(&self, millis: u64) -> Instant {
+        self.epoch + Duration::from_millis(millis)
+    }
+
+    /// Bytes arrived.
+    fn on_read(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0 && !self.head_started.load(Ordering::Acquire)
+        {
+            self.head_since.store(self.now(), Ordering::Release);
+            self.head_started.store(true, Ordering::Release);
+            self.changed.notify_one();
+        }
+    }
+
+    /// When the watchdog must look again (`None`: only when the phase changes).
+    fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(if self.head_started.load(Ordering::Acquire) {
+            self.at(self.head_since.load(Ordering::Acquire)) + limits.header_read_timeout
+        } else {
+            self.at(self.idle_since.load(Ordering::Acquire)) + limits.idle_timeout
+        })
+    }
+
+    fn expired(&self, limits: &ConnectionLimits) -> Option<Expired> {
+        let deadline = self.deadline(limits)?;
+        if Instant::now() < deadline {
+            return None;
+        }
+        Some(if self.head_started.load(Ordering::Acquire) {
+            Expired::Head
+        } else {
+            Expired::Idle
+        })
+    }
+}
+
+/// Marks a request in progress on its connection, from the service call until its response
+/// body is dropped (fully sent, or abandoned).
+struct RequestInProgress(Arc<ConnState>);
+
+impl RequestInProgress {
+    fn begin(state: Arc<ConnState>) -> Self {
+        state.in_flight.fetch_add(1, Ordering::AcqRel);
+        state.head_started.store(false, Ordering::Release);
+        state.changed.notify_one();
+        Self(state)
+    }
+}
+
+impl Drop for RequestInProgress {
+    fn drop(&mut self) {
+        let state = &self.0;
+        state.idle_since.store(state.now(), Ordering::Release);
+        state.in_flight.fetch_sub(1, Ordering::AcqRel);
+        state.changed.notify_one();
+    }
+}
+
+/// The connection's socket, reporting reads to its [`ConnState`].
+struct Tracked {
+    inner: TcpStream,
+    state: Arc<ConnState>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.state.on_read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
