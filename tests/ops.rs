@@ -200,7 +200,7 @@ async fn shutdown_finishes_calls_in_flight_and_closes_idle_and_half_open_connect
     let addr = running.local_addr;
 
     let slow = slow_call(&running.url, "alpha___tool_000", 1000);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_for_slow_calls(&up, 1).await;
     // An idle keep-alive connection and a half-open one (part of a head).
     let (idle, half_open) = blocking(move || {
         let mut idle = TcpStream::connect(addr).unwrap();
@@ -266,7 +266,7 @@ async fn a_call_outliving_the_grace_is_answered_with_an_error_not_dropped() {
     );
     let running = start(&config).await;
     let slow = slow_call(&running.url, "alpha___tool_000", 10_000);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_slow_calls(&up, 1).await;
     let started = Instant::now();
     running.shutdown();
     let (status, reply) = slow.await.unwrap();
@@ -316,7 +316,7 @@ async fn reload_keeps_unchanged_targets_and_refuses_invalid_configs() {
     let handshakes = a.knobs.initializes.load(Ordering::SeqCst);
     // A call to alpha is in flight while beta changes and gamma arrives.
     let slow = slow_call(&running.url, "alpha___tool_000", 700);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    wait_for_slow_calls(&a, 1).await;
     let second = format!(
         "{}{}{}",
         target_toml("alpha", &a.url, ""),

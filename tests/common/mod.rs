@@ -47,6 +47,8 @@ pub struct Knobs {
     pub status_override: std::sync::atomic::AtomicU16,
     /// Calls cancelled by the client (`notifications/cancelled`) while they ran.
     pub cancelled: AtomicUsize,
+    /// Calls with a `ms` argument that have started (and are sleeping or done).
+    pub slow_calls_started: AtomicUsize,
     /// When set, the HTTP layer answers every request with 200 and a body that is not JSON.
     pub garbage: AtomicBool,
     /// Milliseconds each tools/list takes.
@@ -207,6 +209,7 @@ impl ServerHandler for TestServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
         if let Some(ms) = args.get("ms").and_then(Value::as_u64) {
+            self.knobs.slow_calls_started.fetch_add(1, Ordering::SeqCst);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
                 _ = context.ct.cancelled() => {
@@ -471,5 +474,18 @@ pub async fn wait_for_state(base: &str, name: &str, state: &str) -> Value {
             "target {name} never reached {state}: {body}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits (bounded) until `n` slow calls have reached `up`: on a busy machine a call
+/// spawned a moment ago may not be in flight yet.
+pub async fn wait_for_slow_calls(up: &Upstream, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while up.knobs.slow_calls_started.load(Ordering::SeqCst) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow call never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
