@@ -295,17 +295,23 @@ pub async fn complete(mut call: Call<'_>) -> Result<Answer, Failure> {
     );
     let render = Render::new(&call, "completion", None);
     let relay = call.relay;
+    let request = unnamed_request(call, Operation::Complete);
+    forward(relay, target, request, render).await
+}
+
+/// The upstream request for a method without a name or URI of its own: the caller's
+/// params as they are.
+fn unnamed_request(call: Call<'_>, operation: Operation) -> RelayRequest {
     let (params, meta) = call.params.into_upstream("", "");
-    let request = RelayRequest {
-        operation: Operation::Complete,
+    RelayRequest {
+        operation,
         name: None,
         params,
         meta,
         client: call.client,
         headers: Vec::new(),
         bridge: None,
-    };
-    forward(relay, target, request, render).await
+    }
 }
 
 /// `logging/setLevel` (legacy callers) goes to every target that offers logging; answered
@@ -313,16 +319,7 @@ pub async fn complete(mut call: Call<'_>) -> Result<Answer, Failure> {
 pub async fn set_level(call: Call<'_>) -> Result<Answer, Failure> {
     let relay = call.relay;
     let (id, modern) = (call.id, call.version.modern);
-    let (params, meta) = call.params.into_upstream("", "");
-    let request = RelayRequest {
-        operation: Operation::SetLogLevel,
-        name: None,
-        params,
-        meta,
-        client: call.client,
-        headers: Vec::new(),
-        bridge: None,
-    };
+    let request = unnamed_request(call, Operation::SetLogLevel);
     let calls = (0..relay.targets.len())
         .filter(|&i| {
             relay
