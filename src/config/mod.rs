@@ -25,7 +25,10 @@ pub use credentials::{
     ScopeSource, SigningAlgorithm, SigningScope, Sigv4Config, infer_scope,
 };
 pub use interpolate::interpolate_env;
-pub use search::{Expose, GATEWAY_SEARCH_TOOL, SearchConfig};
+pub use search::{
+    BedrockEmbedderConfig, EmbedderConfig, EmbedderTiming, Expose, GATEWAY_SEARCH_TOOL,
+    OpenAiEmbedderConfig, SearchConfig,
+};
 pub use secret::Secret;
 pub use target::{CurationConfig, McpServerSpec, TargetConfig, TargetSpec};
 
