@@ -63,8 +63,8 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             lexical_fields: [3.0, 2.0, 1.0, 1.0, 0.5],
-            dense_fields: [1.0, 0.5, 1.0, 0.3, 0.3],
-            lexical_weight: 0.3,
+            dense_fields: [1.0, 0.5, 1.0, 0.0, 0.0],
+            lexical_weight: 0.2,
         }
     }
 }
