@@ -72,6 +72,12 @@ RUN groupadd --system --gid 10001 mcp \
         --shell /usr/sbin/nologin mcp
 
 COPY --from=builder /out/mcp-sidecar /usr/local/bin/mcp-sidecar
+# The search encoder compiled into the binary is derived from all-MiniLM-L6-v2
+# (Apache-2.0) and fitted on botocore and WordNet text: their licence and notices
+# travel with it.
+COPY src/catalog/search/model/README.md src/catalog/search/model/LICENSE-Apache-2.0 \
+     src/catalog/search/model/LICENSE-WordNet-3.0 src/catalog/search/model/NOTICE-botocore \
+     /usr/share/doc/mcp-sidecar/search-encoder/
 
 ENV MCP_SIDECAR_LISTEN=0.0.0.0:8000 \
     MCP_SIDECAR_STATE_DIR=/home/mcp/state \

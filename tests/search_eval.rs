@@ -262,7 +262,8 @@ fn quality_targets_hold_on_held_out_queries() {
 }
 
 /// Re-tunes on the dev split: `cargo test --test search_eval -- --ignored --nocapture`.
-/// Asserts that the shipped tuning is within 0.01 MRR of the best one found.
+/// Asserts that the shipped tuning is within 0.02 of the best one found (objective: hybrid
+/// MRR + Recall@5 over the dev queries of both sets).
 #[test]
 #[ignore = "a parameter sweep (minutes); run when changing the ranking"]
 fn tuning_is_near_the_best_on_the_dev_split() {
@@ -281,7 +282,7 @@ fn tuning_is_near_the_best_on_the_dev_split() {
     for name_weight in [1.0, 2.0, 3.0] {
         for description_weight in [0.5, 1.0] {
             for param_weight in [0.0, 0.15, 0.3, 0.6] {
-                for lexical_weight in [0.1, 0.2, 0.3, 0.5, 0.8] {
+                for lexical_weight in [0.0, 0.02, 0.05, 0.1, 0.2, 0.3] {
                     let tuning = Tuning {
                         dense_fields: [
                             name_weight,

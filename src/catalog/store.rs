@@ -73,6 +73,10 @@ pub struct CatalogStore {
     state: Option<StateDir>,
     /// `[search] enabled`: every published snapshot carries a search index.
     search: bool,
+    /// `[search] embedder`: remote vectors are added to each published index in the
+    /// background (search::remote); the task for an older snapshot is stopped.
+    embedder: Option<Arc<super::search::remote::RemoteEmbedder>>,
+    embedding: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Serializes rebuilds so two syncs finishing together cannot publish out of order.
     rebuild: Mutex<()>,
     /// What changed, for listeners.
@@ -109,6 +113,11 @@ impl CatalogStore {
             min_kept_fraction: config.catalog.min_kept_fraction,
             state: config.catalog.state_dir.clone().map(StateDir::new),
             search: config.search.enabled,
+            embedder: match (&config.search.embedder, config.search.enabled) {
+                (Some(c), true) => Some(Arc::new(super::search::remote::RemoteEmbedder::new(c)?)),
+                _ => None,
+            },
+            embedding: Mutex::new(None),
             rebuild: Mutex::new(()),
             events: Events::default(),
         })
@@ -284,8 +293,63 @@ impl CatalogStore {
             "catalog published"
         );
         let before = self.current.swap(Arc::new(catalog));
+        self.embed_remotely(&before);
         self.events
             .publish_differences(&before, &self.current.load());
+    }
+
+    /// The remote embedder, when one is configured (queries are embedded with it).
+    pub fn embedder(&self) -> Option<&Arc<super::search::remote::RemoteEmbedder>> {
+        self.embedder.as_ref()
+    }
+
+    /// Starts (or skips, when every vector carries over) the remote embedding of the index
+    /// just published; `before` is the snapshot it replaced. Never delays publishing.
+    fn embed_remotely(&self, before: &Catalog) {
+        let Some(embedder) = &self.embedder else {
+            return;
+        };
+        let published = self.current.load_full();
+        let Some(index) = published.search.clone() else {
+            return;
+        };
+        let tools = published
+            .tools
+            .iter()
+            .map(|e| (e.exposed.as_str(), &*e.json));
+        let work = index.remote_work(tools, before.search.as_deref(), embedder.identity());
+        let mut running = self.embedding.lock().unwrap();
+        if let Some(task) = running.take() {
+            task.abort();
+        }
+        if work.texts.is_empty() && !work.carried.is_empty() {
+            // Nothing changed that the embedder has to see.
+            let vectors = work.carried;
+            let dim = vectors[0].1.len();
+            let mut all = vec![0.0; dim * index.len()];
+            for (row, v) in vectors {
+                all[row * dim..(row + 1) * dim].copy_from_slice(&v);
+            }
+            index.attach_remote(super::search::remote::RemoteVectors {
+                identity: embedder.identity().clone(),
+                dim,
+                vectors: all,
+            });
+            return;
+        }
+        if work.texts.is_empty() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                *running = Some(runtime.spawn(super::search::remote::embed_in_background(
+                    embedder.clone(),
+                    index,
+                    work,
+                )));
+            }
+            Err(_) => tracing::warn!("no async runtime: the remote embedder is not used"),
+        }
     }
 
     /// The exposed URI of target `index`'s resource `uri` (the collision form when another

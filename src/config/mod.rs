@@ -28,7 +28,10 @@ pub use credentials::{
 };
 pub use interpolate::interpolate_env;
 pub use lambda::LambdaSpec;
-pub use search::{Expose, GATEWAY_SEARCH_TOOL, SearchConfig};
+pub use search::{
+    BedrockEmbedderConfig, EmbedderConfig, EmbedderTiming, Expose, GATEWAY_SEARCH_TOOL,
+    OpenAiEmbedderConfig, SearchConfig,
+};
 pub use secret::Secret;
 pub use stdio::StdioSpec;
 pub use target::{CurationConfig, McpServerSpec, TargetConfig, TargetSpec};

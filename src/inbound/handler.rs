@@ -179,7 +179,7 @@ async fn dispatch(call: Call<'_>) -> Result<Answer, Failure> {
                 let gate = call.gate;
                 let visible = |tool: &str| gate.access(tool) == ToolAccess::Allowed;
                 let arguments = call.params.members.get("arguments").map(|a| &**a);
-                let result = search.call(&call.relay.store.snapshot(), arguments, visible)?;
+                let result = search.answer(&call.relay.store, arguments, visible).await?;
                 let result = lifecycle::with_result_type(result, call.version.modern);
                 Ok(Answer::ok(super::jsonrpc::result_body(call.id, &result)))
             }

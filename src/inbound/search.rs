@@ -20,8 +20,8 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::jsonrpc::{INVALID_PARAMS, RpcError};
-use crate::catalog::Catalog;
 use crate::catalog::search::Mode;
+use crate::catalog::{Catalog, CatalogStore};
 use crate::config::{Expose, SearchConfig};
 
 /// The Gateway's description of its search tool, verbatim.
@@ -98,9 +98,41 @@ impl SearchTool {
         visible: impl Fn(&str) -> bool,
     ) -> Result<String, RpcError> {
         let (query, limit) = self.arguments(arguments)?;
+        Ok(self.rank(catalog, &query, None, limit, visible))
+    }
+
+    /// [`SearchTool::call`] against the store's current snapshot, with the query embedded by
+    /// the remote embedder when the snapshot's index has its vectors (within the embedder's
+    /// query timeout; else, or on failure, the built-in encoder answers).
+    pub async fn answer(
+        &self,
+        store: &CatalogStore,
+        arguments: Option<&RawValue>,
+        visible: impl Fn(&str) -> bool,
+    ) -> Result<String, RpcError> {
+        let (query, limit) = self.arguments(arguments)?;
+        let catalog = store.snapshot();
+        let remote_index = catalog.search.as_ref().and_then(|i| i.remote_identity());
+        let vector = match (store.embedder(), remote_index) {
+            (Some(embedder), Some(identity)) if identity == *embedder.identity() => {
+                embedder.embed_query(&query).await
+            }
+            _ => None,
+        };
+        Ok(self.rank(&catalog, &query, vector.as_deref(), limit, visible))
+    }
+
+    fn rank(
+        &self,
+        catalog: &Catalog,
+        query: &str,
+        remote_query: Option<&[f32]>,
+        limit: usize,
+        visible: impl Fn(&str) -> bool,
+    ) -> String {
         let mut tools = String::from(r#"{"tools":["#);
         if let Some(index) = &catalog.search {
-            let hits = index.search(&query, Mode::Hybrid, limit, |tool| {
+            let hits = index.search_with(query, remote_query, Mode::Hybrid, limit, |tool| {
                 tool != self.name && visible(tool)
             });
             let mut first = true;
@@ -118,9 +150,9 @@ impl SearchTool {
         }
         tools.push_str("]}");
         let text = Value::String(tools.clone()).to_string();
-        Ok(format!(
+        format!(
             r#"{{"content":[{{"type":"text","text":{text}}}],"structuredContent":{tools},"isError":false}}"#
-        ))
+        )
     }
 
     fn arguments(&self, arguments: Option<&RawValue>) -> Result<(String, usize), RpcError> {

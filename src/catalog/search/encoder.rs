@@ -1,5 +1,6 @@
 //! The built-in dense encoder: a static embedding table distilled from all-MiniLM-L6-v2
-//! (see `model/README.md` and `tests/search_eval/distill_encoder.py`), compiled into the
+//! and fitted to its sentence embeddings over a corpus (see `model/README.md`,
+//! `tests/search_eval/distill_encoder.py` and `tokenlearn_encoder.py`), compiled into the
 //! binary. A text's vector is the sum of its WordPiece tokens' rows, L2-normalized; rows
 //! already carry the tokens' smooth-inverse-frequency weights. No model runs and nothing is
 //! fetched at run time: embedding a tool costs a hash lookup and a 256-wide add per token.

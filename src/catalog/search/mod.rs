@@ -19,18 +19,23 @@
 
 pub mod bm25;
 pub mod encoder;
+pub mod remote;
 pub mod text;
 pub mod wordpiece;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use self::bm25::{Bm25, WeightedTerms};
 use self::encoder::{StaticEncoder, WordCache, normalize};
+use self::remote::RemoteVectors;
 use self::text::Terms;
 
 /// Which rankers answer a query (the evaluation compares all three; the sidecar uses
@@ -58,8 +63,8 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             lexical_fields: [3.0, 2.0, 1.0, 1.0, 0.5],
-            dense_fields: [1.0, 0.5, 1.0, 0.3, 0.3],
-            lexical_weight: 0.3,
+            dense_fields: [1.0, 0.5, 1.0, 0.0, 0.0],
+            lexical_weight: 0.2,
         }
     }
 }
@@ -138,6 +143,44 @@ pub struct SearchIndex {
     encoder: &'static StaticEncoder,
     /// How many tools this build embedded (the rest were carried over).
     embedded: usize,
+    /// Each tool's text fingerprint, in `names` order.
+    doc_fingerprints: Vec<u64>,
+    /// Vectors from the remote embedder, once they are in (see [`remote`]).
+    remote: ArcSwapOption<RemoteVectors>,
+}
+
+/// What a remote embedder still has to embed for an index: (row, text) pairs, and the rows
+/// whose vectors carry over from the previous index.
+pub struct RemoteWork {
+    pub texts: Vec<(usize, String)>,
+    pub carried: Vec<(usize, Vec<f32>)>,
+}
+
+/// A tool's text as sent to a remote embedder: its name in words, title, description and
+/// parameters, as a sentence-embedding model reads best (whole sentences, not terms).
+pub fn remote_text(name: &str, definition: &RawValue) -> String {
+    let tool: ToolText<'_> = serde_json::from_str(definition.get()).unwrap_or_default();
+    let mut out = text::words(name).join(" ");
+    for part in [&tool.title, &tool.description].into_iter().flatten() {
+        out.push_str(". ");
+        out.push_str(part.trim());
+    }
+    if let Some(properties) = tool.input_schema.and_then(|s| s.properties) {
+        let mut properties: Vec<_> = properties.into_iter().collect();
+        properties.sort_by(|a, b| a.0.cmp(&b.0));
+        out.push_str(". Parameters: ");
+        for (i, (param, property)) in properties.iter().enumerate() {
+            if i > 0 {
+                out.push_str("; ");
+            }
+            out.push_str(param);
+            if let Some(d) = &property.description {
+                out.push_str(": ");
+                out.push_str(d.trim());
+            }
+        }
+    }
+    out
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -180,6 +223,7 @@ impl SearchIndex {
         let mut lexical_docs: Vec<WeightedTerms> = Vec::new();
         let mut vectors = Vec::new();
         let mut embedded = 0;
+        let mut doc_fingerprints = Vec::new();
         let mut field_vector = vec![0.0f32; dim];
         for (name, definition) in tools {
             let fields = Fields::of(name, definition);
@@ -222,6 +266,7 @@ impl SearchIndex {
                 }
             }
             fingerprints.insert(fingerprint, doc);
+            doc_fingerprints.push(fingerprint);
             names.push(Box::from(name));
         }
         Self {
@@ -233,7 +278,53 @@ impl SearchIndex {
             tuning,
             encoder,
             embedded,
+            doc_fingerprints,
+            remote: ArcSwapOption::empty(),
         }
+    }
+
+    /// What embedder `identity` still has to embed for this index, whose tools are `tools`
+    /// (the same, in the same order, as it was built from): vectors of tools whose text is
+    /// unchanged carry over from `previous`'s remote vectors of the same embedder.
+    pub fn remote_work<'a>(
+        &self,
+        tools: impl IntoIterator<Item = (&'a str, &'a RawValue)>,
+        previous: Option<&SearchIndex>,
+        identity: &str,
+    ) -> RemoteWork {
+        let previous = previous.and_then(|p| {
+            let remote = p.remote.load_full()?;
+            (*remote.identity == *identity).then_some((p, remote))
+        });
+        let mut work = RemoteWork {
+            texts: Vec::new(),
+            carried: Vec::new(),
+        };
+        for (row, (name, definition)) in tools.into_iter().enumerate() {
+            let carried = previous.as_ref().and_then(|(p, remote)| {
+                let &i = p.fingerprints.get(self.doc_fingerprints.get(row)?)?;
+                let i = i as usize;
+                Some(remote.vectors[i * remote.dim..(i + 1) * remote.dim].to_vec())
+            });
+            match carried {
+                Some(v) => work.carried.push((row, v)),
+                None => work.texts.push((row, remote_text(name, definition))),
+            }
+        }
+        work
+    }
+
+    /// Makes `vectors` (one row per tool, this index's order) the dense half of searches
+    /// that come with a query vector from the same embedder.
+    pub fn attach_remote(&self, vectors: RemoteVectors) {
+        if vectors.vectors.len() == vectors.dim * self.names.len() {
+            self.remote.store(Some(Arc::new(vectors)));
+        }
+    }
+
+    /// The remote embedder whose vectors this index has, if any.
+    pub fn remote_identity(&self) -> Option<Arc<str>> {
+        self.remote.load().as_ref().map(|r| r.identity.clone())
     }
 
     pub fn len(&self) -> usize {
@@ -257,6 +348,25 @@ impl SearchIndex {
         limit: usize,
         visible: impl Fn(&str) -> bool,
     ) -> Vec<Hit<'_>> {
+        self.search_with(query, None, mode, limit, visible)
+    }
+
+    /// [`SearchIndex::search`], with the query's vector from the remote embedder when it
+    /// has one: the dense half then compares it with the tools' remote vectors. Without one
+    /// (or when its size does not match), the built-in encoder answers.
+    pub fn search_with(
+        &self,
+        query: &str,
+        remote_query: Option<&[f32]>,
+        mode: Mode,
+        limit: usize,
+        visible: impl Fn(&str) -> bool,
+    ) -> Vec<Hit<'_>> {
+        let remote = self.remote.load_full();
+        let remote = remote
+            .as_deref()
+            .zip(remote_query)
+            .filter(|(r, q)| r.dim == q.len());
         let n = self.names.len();
         let words = text::words(query);
         let mut scores = vec![0.0f32; n];
@@ -268,7 +378,14 @@ impl SearchIndex {
             self.bm25.score(&query_terms, &mut scores);
         }
         if mode != Mode::Lexical {
-            let q = self.encoder.embed(words.iter().map(String::as_str));
+            let builtin_query;
+            let (q, vectors, dim): (&[f32], &[f32], usize) = match remote {
+                Some((r, q)) => (q, &r.vectors, r.dim),
+                None => {
+                    builtin_query = self.encoder.embed(words.iter().map(String::as_str));
+                    (&builtin_query, &self.vectors, self.dim)
+                }
+            };
             let best_lexical = scores
                 .iter()
                 .zip(&self.names)
@@ -280,8 +397,8 @@ impl SearchIndex {
             } else {
                 0.0
             };
-            for (score, row) in scores.iter_mut().zip(self.vectors.chunks_exact(self.dim)) {
-                *score = *score * lexical_scale + dot(&q, row);
+            for (score, row) in scores.iter_mut().zip(vectors.chunks_exact(dim)) {
+                *score = *score * lexical_scale + dot(q, row);
             }
         }
         let mut hits: Vec<(usize, f32)> = scores
@@ -402,6 +519,73 @@ mod tests {
         assert_eq!(
             second.search("current time", Mode::Hybrid, 1, |_| true)[0].name,
             "time___now"
+        );
+    }
+
+    #[test]
+    fn remote_vectors_rank_when_the_query_has_one_and_carry_over() {
+        let tools = tools();
+        let ix = index(&tools, None);
+        let defs = || tools.iter().map(|(n, d)| (n.as_str(), d.as_ref()));
+        let work = ix.remote_work(defs(), None, "fake");
+        assert_eq!((work.texts.len(), work.carried.len()), (4, 0));
+        assert!(
+            work.texts[2]
+                .1
+                .starts_with("files read file. Read the complete")
+        );
+        assert!(
+            work.texts[2]
+                .1
+                .ends_with("Parameters: path: Path to the file")
+        );
+        // A remote that puts every tool on its own axis; the query points at slack's.
+        let mut vectors = vec![0.0; 4 * 4];
+        for row in 0..4 {
+            vectors[row * 4 + row] = 1.0;
+        }
+        ix.attach_remote(RemoteVectors {
+            identity: "fake".into(),
+            dim: 4,
+            vectors,
+        });
+        assert_eq!(ix.remote_identity().as_deref(), Some("fake"));
+        let query = [0.0, 0.0, 0.0, 1.0];
+        let hits = ix.search_with("read a file", Some(&query), Mode::Dense, 1, |_| true);
+        assert_eq!(
+            hits[0].name, "slack___post_message",
+            "the remote vectors decide"
+        );
+        let wrong_size = [1.0, 0.0];
+        let hits = ix.search_with("read a file", Some(&wrong_size), Mode::Dense, 1, |_| true);
+        assert_eq!(
+            hits[0].name, "files___read_file",
+            "built-in when sizes differ"
+        );
+        assert_eq!(
+            ix.search("read a file", Mode::Dense, 1, |_| true)[0].name,
+            "files___read_file",
+            "built-in without a query vector"
+        );
+        // A rebuild with one changed tool: three vectors carry over, one text to embed.
+        let mut changed = tools.clone();
+        changed[0].1 = raw(serde_json::json!({"description": "Weather alerts"}));
+        let next = index(&changed, Some(&ix));
+        let defs = changed.iter().map(|(n, d)| (n.as_str(), d.as_ref()));
+        let work = next.remote_work(defs, Some(&ix), "fake");
+        assert_eq!(work.texts.len(), 1);
+        assert_eq!(work.texts[0].0, 0);
+        assert_eq!(
+            work.carried.iter().map(|c| c.0).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(work.carried[2].1, [0.0, 0.0, 0.0, 1.0]);
+        let defs = changed.iter().map(|(n, d)| (n.as_str(), d.as_ref()));
+        let other = next.remote_work(defs, Some(&ix), "another model");
+        assert_eq!(
+            other.texts.len(),
+            4,
+            "another embedder's vectors never carry over"
         );
     }
 

@@ -97,6 +97,22 @@ impl HttpSender {
         })
     }
 
+    /// A sender for a service that is not a target (the search embedder): `name` stands for
+    /// the target's name in messages.
+    pub fn standalone(
+        name: &str,
+        client: reqwest::Client,
+        credentials: Box<dyn CredentialProvider>,
+        max_retries: u32,
+    ) -> Self {
+        Self {
+            target: name.into(),
+            client,
+            credentials,
+            max_retries,
+        }
+    }
+
     /// The target's name, for errors raised where the sender is out of reach.
     pub fn target(&self) -> std::sync::Arc<str> {
         self.target.clone()
