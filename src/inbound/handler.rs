@@ -178,7 +178,7 @@ async fn dispatch(call: Call<'_>) -> Result<Answer, Failure> {
                 call.gate.admit(search.name())?;
                 let gate = call.gate;
                 let visible = |tool: &str| gate.access(tool) == ToolAccess::Allowed;
-                let arguments = call.params.members.get("arguments").map(|a| &**a);
+                let arguments = call.params.members.get("arguments");
                 let result = search.call(&call.relay.store.snapshot(), arguments, visible)?;
                 let result = lifecycle::with_result_type(result, call.version.modern);
                 Ok(Answer::ok(super::jsonrpc::result_body(call.id, &result)))
