@@ -385,7 +385,7 @@ async fn run() -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("mcp-sidecar-bench-proxy-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let _cleanup = TmpDir(tmp.clone());
-    let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_start = common::load_average();
 
     let (upstream, upstream_url) = common::spawn_demo_upstream(&bin, "0");
     let upstream_pid = upstream.pid();
@@ -548,7 +548,7 @@ async fn run() -> Result<()> {
         p.ensure_alive()?;
     }
     drop(modern_sidecar);
-    let load_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_end = common::load_average();
 
     // ---- report
     let idx = |key: &str| routes.iter().position(|r| r.key == key).unwrap();
@@ -698,16 +698,8 @@ async fn run() -> Result<()> {
         out,
         "- CPU per call: utime + stime over each {CONNECTIONS}-connection window divided by the calls answered. Other load: CPU used by processes outside this bench during the window, share of the {} cores. Load average at start {}, at end {}.",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load_start
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
+        load_start,
         load_end
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
     );
     if s.quick {
         let _ = writeln!(out, "- QUICK smoke run: figures not representative.");
