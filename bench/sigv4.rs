@@ -236,7 +236,7 @@ async fn main() -> Result<()> {
     let bin = common::sidecar_bin()?;
     let logs = common::logs_dir()?;
     let http = http_client()?;
-    let load_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_start = common::load_average();
 
     let mut upstream = common::Proc::spawn(
         "sigv4-upstream",
@@ -526,7 +526,7 @@ async fn main() -> Result<()> {
         Ok(peer) => write_peer(&mut out, &peer)?,
         Err(e) => writeln!(out, "\nPython peer comparison skipped: {e:#}")?,
     }
-    let load_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_end = common::load_average();
     writeln!(out, "\n- Binary: `{}`", bin.display())?;
     writeln!(
         out,
@@ -538,16 +538,8 @@ async fn main() -> Result<()> {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
-        load_start
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
+        load_start,
         load_end
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
     )?;
     print!("{out}");
     std::fs::write(common::root().join("bench/results/sigv4.md"), &out)?;

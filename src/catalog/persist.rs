@@ -33,8 +33,11 @@ pub struct Saved {
     pub synced_at: SystemTime,
 }
 
+/// A saved file: `L` is the owned `Listing` when loading, a borrowed `&Listing` when saving
+/// (so a save does not copy the whole listing, which at 10,000 tools would be a third copy
+/// alive during a sync, beside the new listing and the published catalog).
 #[derive(Serialize, Deserialize)]
-struct File_ {
+struct File_<L> {
     format: String,
     version: u32,
     target: String,
@@ -44,7 +47,7 @@ struct File_ {
     /// would orphan every saved file.)
     url_sha256: String,
     synced_at_unix: u64,
-    listing: Listing,
+    listing: L,
 }
 
 fn fingerprint_hash(fingerprint: &str) -> String {
@@ -76,7 +79,7 @@ impl StateDir {
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         // One full parse in the common case; the header is read only to explain a failure.
-        let saved: File_ = match serde_json::from_slice::<File_>(&bytes) {
+        let saved = match serde_json::from_slice::<File_<Listing>>(&bytes) {
             Ok(saved) if saved.format == FORMAT && saved.version == VERSION => saved,
             outcome => {
                 #[derive(Deserialize)]
@@ -129,7 +132,7 @@ impl StateDir {
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_secs(),
-            listing: listing.clone(),
+            listing,
         };
         let final_path = self.file(target);
         let temporary = self.path.join(format!(".{target}.catalog.json.tmp"));

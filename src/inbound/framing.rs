@@ -15,24 +15,28 @@ pub struct Accepts {
 }
 
 impl Accepts {
+    /// Every `Accept` header counts (as if joined by commas); media types compare without
+    /// regard to case. No `Accept` at all (or one empty header) means JSON.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let accept = headers
-            .get_all(http::header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(",")
-            .to_ascii_lowercase();
-        if accept.is_empty() {
+        let (mut values, mut empty, mut any, mut sse, mut json) = (0, true, false, false, false);
+        for value in headers.get_all(http::header::ACCEPT) {
+            let Ok(text) = value.to_str() else { continue };
+            let text = text.as_bytes();
+            values += 1;
+            empty &= text.is_empty();
+            any |= contains_ignore_case(text, b"*/*");
+            sse |= contains_ignore_case(text, b"text/event-stream");
+            json |= contains_ignore_case(text, b"application/json");
+        }
+        if values <= 1 && empty {
             return Self {
                 sse: false,
                 json: true,
             };
         }
-        let any = accept.contains("*/*");
         Self {
-            sse: any || accept.contains("text/event-stream"),
-            json: any || accept.contains("application/json"),
+            sse: any || sse,
+            json: any || json,
         }
     }
 
@@ -40,6 +44,13 @@ impl Accepts {
     pub fn sse_only(self) -> bool {
         self.sse && !self.json
     }
+}
+
+/// Whether `haystack` contains `needle` (lowercase ASCII), ignoring ASCII case.
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// One JSON-RPC answer as an HTTP response, in the framing the client asked for.
@@ -89,5 +100,19 @@ mod tests {
         h.insert(http::header::ACCEPT, "text/event-stream".parse().unwrap());
         assert!(Accepts::from_headers(&h).sse_only());
         assert!(!Accepts::from_headers(&HeaderMap::new()).sse_only());
+        h.insert(http::header::ACCEPT, "Text/Event-Stream".parse().unwrap());
+        assert!(Accepts::from_headers(&h).sse_only());
+        h.append(http::header::ACCEPT, "APPLICATION/JSON".parse().unwrap());
+        let both = Accepts::from_headers(&h);
+        assert!(both.sse && both.json);
+        h.insert(http::header::ACCEPT, "*/*".parse().unwrap());
+        let any = Accepts::from_headers(&h);
+        assert!(any.sse && any.json);
+        h.insert(http::header::ACCEPT, "".parse().unwrap());
+        let empty = Accepts::from_headers(&h);
+        assert!(!empty.sse && empty.json);
+        h.insert(http::header::ACCEPT, "text/html".parse().unwrap());
+        let neither = Accepts::from_headers(&h);
+        assert!(!neither.sse && !neither.json);
     }
 }

@@ -38,8 +38,13 @@ impl HostGuard {
             let host = headers
                 .get(HOST)
                 .and_then(|v| v.to_str().ok())
-                .ok_or("missing Host header")?
-                .to_ascii_lowercase();
+                .ok_or("missing Host header")?;
+            // Lowercased only when it has to be (a copy per request otherwise).
+            let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(host.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(host)
+            };
             if !self.host_allowed(&host) {
                 return Err(format!(
                     "Host `{host}` is not allowed (see inbound.allowed_hosts)"

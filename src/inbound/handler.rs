@@ -105,17 +105,26 @@ pub struct Call<'a> {
 }
 
 /// Answers one request. `Err` is a scope failure the caller turns into a 403 challenge.
+/// `named` receives the request's `params.name` (or `uri`) once its params are read.
 pub async fn handle(
     relay: &Relay,
     headers: &HeaderMap,
     request: Request,
     accepts: Accepts,
     gate: Gate<'_>,
+    named: &mut Option<String>,
 ) -> Result<Response, AuthError> {
     let id = &request.id;
     let outcome = match check(relay, headers, id, &request, accepts, gate) {
-        Ok(call) => dispatch(call).await,
-        Err(e) => Err(e.into()),
+        Ok(call) => {
+            named.clone_from(&call.name);
+            dispatch(call).await
+        }
+        Err(e) => {
+            // Refused before the params were split: the name as the caller sent it.
+            *named = super::jsonrpc::param_name(request.params.as_deref());
+            Err(e.into())
+        }
     };
     Ok(match outcome {
         Ok(Answer::Body(status, body)) => respond(status, body, accepts),
@@ -178,7 +187,7 @@ async fn dispatch(call: Call<'_>) -> Result<Answer, Failure> {
                 call.gate.admit(search.name())?;
                 let gate = call.gate;
                 let visible = |tool: &str| gate.access(tool) == ToolAccess::Allowed;
-                let arguments = call.params.members.get("arguments").map(|a| &**a);
+                let arguments = call.params.members.get("arguments");
                 let result = search.answer(&call.relay.store, arguments, visible).await?;
                 let result = lifecycle::with_result_type(result, call.version.modern);
                 Ok(Answer::ok(super::jsonrpc::result_body(call.id, &result)))

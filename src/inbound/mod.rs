@@ -119,8 +119,14 @@ pub fn router(
     router.layer(axum::middleware::from_fn(limits::http_metrics))
 }
 
-async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body: Body) -> Response {
+async fn mcp_post(
+    State(inbound): State<Arc<Inbound>>,
+    request: axum::extract::Request,
+) -> Response {
     let started = Instant::now();
+    // The request's own header map (the `HeaderMap` extractor would clone it).
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let accepts = Accepts::from_headers(&headers);
     if let Err(reason) = inbound.guard.check(&headers) {
         tracing::warn!("refused a request: {reason}");
@@ -167,23 +173,32 @@ async fn mcp_post(State(inbound): State<Arc<Inbound>>, headers: HeaderMap, body:
         Ok(Incoming::Request(request)) => {
             let method = request.method.clone();
             // The tool's label and span name only for tools in the catalog (bounded).
-            let tool = (method == "tools/call")
-                .then(|| jsonrpc::param_name(request.params.as_deref()))
-                .flatten()
-                .and_then(|name| {
-                    let catalog = inbound.relay.store.snapshot();
-                    let entry = catalog.tools.lookup(&name)?;
-                    let target = inbound.relay.targets.get(entry.target)?.name().to_string();
-                    Some((target, name))
-                });
+            let tool_of = |name: Option<String>| {
+                let name = name.filter(|_| method == "tools/call")?;
+                let catalog = inbound.relay.store.snapshot();
+                let entry = catalog.tools.lookup(&name)?;
+                let target = inbound.relay.targets.get(entry.target)?.name().to_string();
+                Some((target, name))
+            };
+            // The span needs the name before the call; without tracing it is taken from
+            // the handler, which reads the params anyway.
+            let traced = trace::enabled();
+            let mut tool = traced
+                .then(|| tool_of(jsonrpc::param_name(request.params.as_deref())))
+                .flatten();
             let span = trace::server_span(&headers, &method, tool.as_ref().map(|t| t.1.as_str()));
             let gate = handler::Gate {
                 rules: inbound.auth.as_deref().map(|a| &a.rules),
                 caller: caller.as_deref(),
             };
-            let handled = handler::handle(&inbound.relay, &headers, request, accepts, gate)
-                .instrument(span.clone())
-                .await;
+            let mut named = None;
+            let handled =
+                handler::handle(&inbound.relay, &headers, request, accepts, gate, &mut named)
+                    .instrument(span.clone())
+                    .await;
+            if !traced {
+                tool = tool_of(named);
+            }
             let response = match handled {
                 Ok(response) => response,
                 Err(scope_error) => {
@@ -343,23 +358,13 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let already_draining = *draining.borrow_and_update();
-    let shutdown = async move {
-        if already_draining {
-            std::future::pending::<()>().await;
-        }
-        let _ = draining.wait_for(|d| *d).await;
-    };
-    let reading = tokio::time::timeout(timeout, Limited::new(body, limit).collect());
-    let collected = tokio::select! {
-        collected = reading => collected,
-        _ = shutdown => {
-            return Err(RpcError::new(
-                INTERNAL_ERROR,
-                "mcp-sidecar is shutting down; the request body had not arrived (nothing was relayed)",
-            )
-            .with_status(StatusCode::SERVICE_UNAVAILABLE));
-        }
+    let mut reading = std::pin::pin!(Limited::new(body, limit).collect());
+    // The common case: the whole body came with the head. Taken without arming the read
+    // timer or watching for shutdown.
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(reading.as_mut().poll(cx))).await;
+    let collected = match first {
+        std::task::Poll::Ready(collected) => Ok(collected),
+        std::task::Poll::Pending => wait_for_body(reading, timeout, &mut draining).await?,
     };
     let collected = collected.map_err(|_| {
         RpcError::new(
@@ -379,6 +384,35 @@ async fn read_body(
             format!("could not read the request body: {e}"),
         )
         .with_status(StatusCode::BAD_REQUEST)),
+    }
+}
+
+type Collecting<'a> = std::pin::Pin<&'a mut http_body_util::combinators::Collect<Limited<Body>>>;
+/// A collected body, or why it could not be read (too large, connection lost).
+type CollectedBody =
+    Result<http_body_util::Collected<bytes::Bytes>, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The rest of a body still arriving: within `timeout`, unless shutdown begins first
+/// (`Err`: answered 503; `Ok(Err(_))`: the timeout passed).
+async fn wait_for_body(
+    reading: Collecting<'_>,
+    timeout: Duration,
+    draining: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<Result<CollectedBody, tokio::time::error::Elapsed>, RpcError> {
+    let already_draining = *draining.borrow_and_update();
+    let shutdown = async move {
+        if already_draining {
+            std::future::pending::<()>().await;
+        }
+        let _ = draining.wait_for(|d| *d).await;
+    };
+    tokio::select! {
+        collected = tokio::time::timeout(timeout, reading) => Ok(collected),
+        _ = shutdown => Err(RpcError::new(
+            INTERNAL_ERROR,
+            "mcp-sidecar is shutting down; the request body had not arrived (nothing was relayed)",
+        )
+        .with_status(StatusCode::SERVICE_UNAVAILABLE)),
     }
 }
 

@@ -1,8 +1,13 @@
 //! A request's `params`, split into raw members: nothing that is relayed is decoded, only
 //! `_meta` (small, and the protocol's own) and the few strings the sidecar routes on.
+//!
+//! The members are a small list in the caller's order rather than a hash map: params have
+//! a handful of members, so a scan beats hashing, and the upstream receives them in the
+//! order the caller sent them. A key given twice keeps its last value (as a map would).
 
-use std::collections::HashMap;
+use std::fmt;
 
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -11,14 +16,75 @@ use crate::protocol::{META_CLIENT_CAPABILITIES, META_LOG_LEVEL, META_PROTOCOL_PR
 use crate::targets::ClientContext;
 
 pub struct Params {
-    pub members: HashMap<String, Box<RawValue>>,
+    pub members: Members,
     pub meta: Option<Map<String, Value>>,
+}
+
+/// The members of a JSON object, raw, in order.
+#[derive(Default)]
+pub struct Members(Vec<(String, Box<RawValue>)>);
+
+impl Members {
+    pub fn get(&self, key: &str) -> Option<&RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key`, in place when it is there already.
+    pub fn insert(&mut self, key: String, value: Box<RawValue>) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Box<RawValue>> {
+        let at = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(at).1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &RawValue)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), &**v))
+    }
+}
+
+impl std::ops::Index<&str> for Members {
+    type Output = RawValue;
+
+    fn index(&self, key: &str) -> &RawValue {
+        self.get(key).expect("no such member")
+    }
+}
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = Members;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut members = Members(Vec::with_capacity(map.size_hint().unwrap_or(4)));
+                while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
+                    members.insert(key, value);
+                }
+                Ok(members)
+            }
+        }
+        deserializer.deserialize_map(Object)
+    }
 }
 
 impl Params {
     pub fn parse(raw: Option<&RawValue>) -> Result<Self, RpcError> {
-        let mut members: HashMap<String, Box<RawValue>> = match raw {
-            None => HashMap::new(),
+        let mut members: Members = match raw {
+            None => Members::default(),
             Some(raw) => serde_json::from_str(raw.get())
                 .map_err(|_| RpcError::new(INVALID_PARAMS, "`params` must be an object"))?,
         };
@@ -73,7 +139,7 @@ impl Params {
             out.push(':');
             push_string(&mut out, original);
         }
-        for (name, value) in &self.members {
+        for (name, value) in self.members.iter() {
             if name == key {
                 continue;
             }
@@ -91,8 +157,11 @@ impl Params {
     }
 }
 
+/// `s` as a JSON string.
 fn push_string(out: &mut String, s: &str) {
-    out.push_str(&Value::String(s.to_string()).to_string());
+    let mut bytes = std::mem::take(out).into_bytes();
+    serde_json::to_writer(&mut bytes, s).expect("a string serializes");
+    *out = String::from_utf8(bytes).expect("JSON is UTF-8");
 }
 
 #[cfg(test)]
@@ -112,8 +181,23 @@ mod tests {
         assert!(client.capabilities.unwrap().contains_key("elicitation"));
         assert!(params.client_context(false).capabilities.is_none());
         let (out, meta) = params.into_upstream("name", "echo");
-        let out: Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(out, json!({"name":"echo","arguments":{"text":"hi"}}));
+        assert_eq!(out, r#"{"name":"echo","arguments":{"text":"hi"}}"#);
         assert_eq!(Value::Object(meta), json!({"progressToken": 7}));
+    }
+
+    #[test]
+    fn members_keep_the_callers_order_and_the_last_of_a_repeated_key() {
+        let raw = RawValue::from_string(
+            r#"{"z":1,"name":"a\"b","y":[2],"z":3,"x":{"k":"\u00e9"}}"#.into(),
+        )
+        .unwrap();
+        let params = Params::parse(Some(&raw)).unwrap();
+        assert_eq!(params.members["z"].get(), "3");
+        assert_eq!(params.string("name").unwrap().as_deref(), Some("a\"b"));
+        let (out, _) = params.into_upstream("name", "t\u{e9}\"");
+        assert_eq!(out, r#"{"name":"té\"","z":3,"y":[2],"x":{"k":"\u00e9"}}"#);
+        let (out, _) = Params::parse(Some(&raw)).unwrap().into_upstream("", "");
+        assert_eq!(out, r#"{"z":3,"name":"a\"b","y":[2],"x":{"k":"\u00e9"}}"#);
+        assert!(Params::parse(Some(&RawValue::from_string("[1]".into()).unwrap())).is_err());
     }
 }

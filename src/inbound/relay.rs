@@ -151,7 +151,7 @@ async fn relay_to(
     if version.modern
         && let Some(parked) = mrtr::open_retry(&mut params, &relay.sealer, &binding)?
     {
-        let responses = params.members.get("inputResponses").map(|r| &**r);
+        let responses = params.members.get("inputResponses");
         return carry::resume(relay, &parked, responses, render, binding).await;
     }
     let carrier = carry::carrier_for(relay, target, operation, &client, accepts.sse, binding);

@@ -41,6 +41,11 @@ fn error_type(outcome: &Result<Reply, TargetError>) -> Option<Cow<'static, str>>
                 .and_then(|p| p.code)
                 .map_or(Cow::Borrowed("jsonrpc_error"), jsonrpc_error_type),
         ),
+        // Most results carry no `isError` at all: no need to read them through then (a key
+        // spelled with escapes still is, `\u…` being the only way to write it otherwise).
+        Ok(Reply::Result(raw)) if !raw.get().contains("isError") && !raw.get().contains("\\u") => {
+            None
+        }
         Ok(Reply::Result(raw)) => serde_json::from_str::<Probe>(raw.get())
             .ok()
             .and_then(|p| p.is_error)
@@ -68,6 +73,11 @@ impl Bounded {
     }
 
     async fn slot(&self, what: &str) -> Result<tokio::sync::SemaphorePermit<'_>, TargetError> {
+        // A free slot is taken at once, without arming a timer. (Fair: while requests wait,
+        // released permits go to them, so none is free to take here.)
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Ok(permit);
+        }
         tokio::time::timeout(self.queue_timeout, self.permits.acquire())
             .await
             .ok()

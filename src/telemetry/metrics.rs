@@ -23,7 +23,7 @@
 //! no handle threaded through every constructor.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
@@ -168,22 +168,35 @@ pub struct Metrics {
     tools: ToolLabels,
 }
 
-/// The bounded set of tool names that have their own label value.
+/// The bounded set of tool names that have their own label value, by target (looked up
+/// by `&str`, with no key built per request).
 struct ToolLabels {
-    admitted: RwLock<HashSet<(String, String)>>,
+    admitted: RwLock<HashMap<String, HashSet<String>>>,
+    count: AtomicUsize,
     max: AtomicUsize,
 }
 
 impl ToolLabels {
     fn label(&self, target: &str, tool: &str) -> Cow<'static, str> {
-        let key = (target.to_string(), tool.to_string());
-        if self.admitted.read().unwrap().contains(&key) {
-            return Cow::Owned(key.1);
+        let known = |admitted: &HashMap<String, HashSet<String>>| {
+            admitted
+                .get(target)
+                .is_some_and(|tools| tools.contains(tool))
+        };
+        if known(&self.admitted.read().unwrap()) {
+            return Cow::Owned(tool.to_string());
         }
         let mut admitted = self.admitted.write().unwrap();
-        if admitted.contains(&key) || admitted.len() < self.max.load(Ordering::Relaxed) {
-            admitted.insert(key.clone());
-            Cow::Owned(key.1)
+        if known(&admitted) {
+            return Cow::Owned(tool.to_string());
+        }
+        if self.count.load(Ordering::Relaxed) < self.max.load(Ordering::Relaxed) {
+            admitted
+                .entry(target.to_string())
+                .or_default()
+                .insert(tool.to_string());
+            self.count.fetch_add(1, Ordering::Relaxed);
+            Cow::Owned(tool.to_string())
         } else {
             Cow::Borrowed("other")
         }
@@ -301,7 +314,8 @@ impl Metrics {
             target_tools,
             scrape: Mutex::new(()),
             tools: ToolLabels {
-                admitted: RwLock::new(HashSet::new()),
+                admitted: RwLock::new(HashMap::new()),
+                count: AtomicUsize::new(0),
                 max: AtomicUsize::new(200),
             },
         }
@@ -484,12 +498,14 @@ mod tests {
         assert_eq!(method_label("notifications/cancelled"), "notification");
         assert_eq!(method_label("x".repeat(100).as_str()), "other");
         let tools = ToolLabels {
-            admitted: RwLock::new(HashSet::new()),
+            admitted: RwLock::new(HashMap::new()),
+            count: AtomicUsize::new(0),
             max: AtomicUsize::new(2),
         };
         assert_eq!(tools.label("t", "a"), "a");
         assert_eq!(tools.label("t", "b"), "b");
         assert_eq!(tools.label("t", "c"), "other");
+        assert_eq!(tools.label("u", "a"), "other", "the bound spans targets");
         assert_eq!(
             tools.label("t", "a"),
             "a",

@@ -143,7 +143,7 @@ impl HttpSender {
         match self.send_retrying(request, deadline, what).await? {
             Sent::Response(response) => Ok(response),
             Sent::Throttled { response, note } => {
-                Err(self.status_error(response, what, &note).await)
+                Err(Box::pin(self.status_error(response, what, &note)).await)
             }
             Sent::Refused(refused) => {
                 Err(self.refusal_error(&refused.refusal(), what, refused.refreshed))
@@ -286,7 +286,6 @@ impl HttpSender {
                 )
             })?;
         let sent_authorization = request.headers().get(AUTHORIZATION).cloned();
-        let endpoint = printable_url(request.url());
         let response = self
             .client
             .execute(request)
@@ -302,6 +301,8 @@ impl HttpSender {
                     .map(|s| format!(": {s}"))
                     .unwrap_or_default();
                 trace::record_error(&span, kind.label());
+                // Built only for a failure (the URL surgery would cost on every request).
+                let endpoint = e.url().map(printable_url).unwrap_or_default();
                 self.error(kind, format!("{endpoint} {}{cause}", e.without_url()))
             })?;
         if !span.is_none() {

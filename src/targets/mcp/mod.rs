@@ -108,18 +108,30 @@ impl<T: Transport> McpClient<T> {
         if let Some(session) = self.current.load_full() {
             return Ok(session);
         }
-        let session = self
-            .sessions
-            .try_get_with((), self.negotiate())
-            .await
-            .map_err(|e: Arc<TargetError>| (*e).clone())?;
-        self.current.store(Some(session.clone()));
-        Ok(session)
+        self.new_session().await
     }
 
-    /// Forgets `stale` unless another request already replaced it.
-    async fn drop_session(&self, stale: &Arc<Session<T::Link>>) {
+    /// The slow path of [`Self::session`], boxed: the negotiation's state machine is large,
+    /// and inline it would be part of (and copied with) every request's future.
+    fn new_session(&self) -> BoxFuture<'_, Result<Arc<Session<T::Link>>, TargetError>> {
+        Box::pin(async move {
+            let session = self
+                .sessions
+                .try_get_with((), self.negotiate())
+                .await
+                .map_err(|e: Arc<TargetError>| (*e).clone())?;
+            self.current.store(Some(session.clone()));
+            Ok(session)
+        })
+    }
+
+    /// Forgets `stale` unless another request already replaced it (boxed: a cold path).
+    fn drop_session(&self, stale: &Arc<Session<T::Link>>) -> BoxFuture<'_, ()> {
         let stale = stale.clone();
+        Box::pin(self.forget(stale))
+    }
+
+    async fn forget(&self, stale: Arc<Session<T::Link>>) {
         self.sessions
             .entry(())
             .and_compute_with(|current| {
@@ -224,7 +236,8 @@ impl<T: Transport> McpClient<T> {
         match timeout_at(deadline, work).await {
             Ok(outcome) => outcome,
             Err(_) => {
-                self.cancel(wire, id, method).await;
+                // Boxed: a cold path that would otherwise enlarge every request's future.
+                Box::pin(self.cancel(wire, id, method)).await;
                 Err(self.error(
                     FailureKind::Timeout,
                     format!(
@@ -275,13 +288,14 @@ impl<T: Transport> McpClient<T> {
                 (None, None) => {}
                 (Some(their_id), context) => {
                     let bridge = context.and_then(|c| c.bridge).map(|b| b.as_ref());
-                    self.answer_server_request(
+                    // Boxed: rare, and its bridge round trip is a large future.
+                    Box::pin(self.answer_server_request(
                         wire,
                         their_id,
                         their_method,
                         message.params.as_deref(),
                         bridge,
-                    )
+                    ))
                     .await;
                 }
             }

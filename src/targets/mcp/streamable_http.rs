@@ -274,8 +274,8 @@ impl Transport for StreamableHttp {
                 .error(FailureKind::SessionExpired, "HTTP 404 for the session"));
         }
         if !status.is_success() {
-            return self
-                .refused(response, method, out.id, had_session, modern)
+            // Boxed: a cold path that would otherwise enlarge every request's future.
+            return Box::pin(self.refused(response, method, out.id, had_session, modern))
                 .await
                 .map(|replies| (link, replies));
         }
