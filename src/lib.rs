@@ -20,6 +20,7 @@ pub mod protocol;
 pub mod reload;
 pub mod targets;
 pub mod telemetry;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -107,6 +108,7 @@ pub async fn start_with(
 ) -> anyhow::Result<Running> {
     // Before anything starts that shutdown must stop (see `shutdown_signal`).
     let signal = shutdown_signal();
+    warm_up_rng();
     let shared = Shared::new(options.config_file.clone());
     let limits = ConnectionLimits::from_config(&config.inbound);
     let grace = Duration::from_secs(config.inbound.shutdown_grace_secs);
@@ -144,6 +146,16 @@ pub async fn start_with(
         live,
         stop,
     })
+}
+
+/// aws-lc seeds its random generator on first use from CPU jitter entropy, about 25 ms of
+/// CPU: done here on a thread of its own, so neither start-up nor the first request that
+/// needs randomness (a TLS handshake, a SigV4a signature, a sealed nonce) waits for it.
+fn warm_up_rng() {
+    std::thread::spawn(|| {
+        let mut byte = [0u8; 1];
+        let _ = aws_lc_rs::rand::fill(&mut byte);
+    });
 }
 
 /// Serves until a shutdown signal, then drains:

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::{hmac, rand};
+use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
@@ -49,8 +49,11 @@ impl Sealer {
         let key = match key {
             Some(secret) => hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes()),
             None => {
+                // From the OS, not aws-lc's RNG: its first use seeds from CPU jitter
+                // (about 25 ms of CPU), which would hold up start-up (see `warm_up_rng`).
                 let mut bytes = [0u8; 32];
-                rand::fill(&mut bytes).expect("the system RNG works");
+                rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut bytes)
+                    .expect("the system RNG works");
                 hmac::Key::new(hmac::HMAC_SHA256, &bytes)
             }
         };
