@@ -151,7 +151,7 @@ async fn check_clock(options: &Options) -> Finding {
 
 /// `Ok(Ok(d))`: the local clock is `d` ahead; `Ok(Err(d))`: `d` behind.
 async fn clock_skew(url: &str, timeout: Duration) -> Result<Result<Duration, Duration>, String> {
-    let client = reqwest::Client::builder()
+    let client = crate::tls::client_builder()
         .connect_timeout(timeout)
         .timeout(timeout)
         .build()

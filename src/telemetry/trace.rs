@@ -86,7 +86,7 @@ where
     let Some(endpoint) = endpoint(config) else {
         return Ok(None);
     };
-    let client = reqwest::Client::builder()
+    let client = crate::tls::client_builder()
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(10))
         .build()?;

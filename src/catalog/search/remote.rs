@@ -86,7 +86,7 @@ pub struct RemoteVectors {
 impl RemoteEmbedder {
     pub fn new(config: &EmbedderConfig) -> anyhow::Result<Self> {
         let timing = config.timing();
-        let client = reqwest::Client::builder()
+        let client = crate::tls::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))
             .build()?;

@@ -141,7 +141,7 @@ impl Authenticator {
         if config.auth_mode() != Some(InboundAuth::Jwt) {
             return Ok(None);
         }
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))
@@ -312,7 +312,7 @@ pub async fn probe_authorizer(
     config: &AuthorizerConfig,
     timeout: Duration,
 ) -> Result<String, String> {
-    let http = reqwest::Client::builder()
+    let http = crate::tls::client_builder()
         .connect_timeout(timeout)
         .timeout(timeout)
         .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))

@@ -122,7 +122,7 @@ pub struct ApiTarget<K: ApiKind> {
 
 impl<K: ApiKind> ApiTarget<K> {
     pub fn new(config: &TargetConfig, kind: K) -> Self {
-        let fetcher = reqwest::Client::builder()
+        let fetcher = crate::tls::client_builder()
             .connect_timeout(config.connect_timeout())
             .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))
             .build()

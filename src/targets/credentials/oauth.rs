@@ -92,7 +92,7 @@ impl ClientCredentials {
             (Some(s), None) => SecretSource::Inline(s.clone()),
             (None, None) => anyhow::bail!("oauth_client_credentials needs a client secret"),
         };
-        let client = reqwest::Client::builder()
+        let client = crate::tls::client_builder()
             .connect_timeout(connect_timeout)
             .timeout(request_timeout.min(Duration::from_secs(30)))
             .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))

@@ -83,7 +83,7 @@ impl HttpSender {
         config: &TargetConfig,
         credentials: Box<dyn CredentialProvider>,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = crate::tls::client_builder()
             .connect_timeout(config.connect_timeout())
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -297,9 +297,7 @@ impl HttpSender {
                 } else {
                     FailureKind::Unreachable
                 };
-                let cause = std::error::Error::source(&e)
-                    .map(|s| format!(": {s}"))
-                    .unwrap_or_default();
+                let cause = causes(&e);
                 trace::record_error(&span, kind.label());
                 // Built only for a failure (the URL surgery would cost on every request).
                 let endpoint = e.url().map(printable_url).unwrap_or_default();
@@ -406,6 +404,20 @@ pub fn read_failure(target: &str, e: reqwest::Error) -> TargetError {
         kind,
         format!("reading the response failed: {}", e.without_url()),
     )
+}
+
+/// `e`'s causes, outermost first (": a: b"): reqwest's own message stops at "client error
+/// (Connect)", while the reason (connection refused, an untrusted certificate, DNS) is
+/// further down the chain.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }
 
 /// A URL fit for messages: no query (it may carry keys), no userinfo.
