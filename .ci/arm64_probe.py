@@ -5,7 +5,8 @@ Usage (from .ci/arm64-check.sh; the Python needs PyJWT + cryptography for the te
     python .ci/arm64_probe.py --bin BIN --qemu qemu-aarch64 --sysroot /usr/aarch64-linux-gnu \
         [--port 8000]
 
-Two runs, each on 127.0.0.1:PORT (the image listens on 0.0.0.0:8000; tests stay on loopback):
+Two runs, each on 127.0.0.1:PORT (the image itself listens on every interface, port 8000;
+these runs stay on loopback):
   1. `mcp-sidecar demo`: the built-in demo upstream with the sidecar in front of it.
      /ping answers {"status":"Healthy"}; tools/call demo___add {a: 2, b: 3} answers 5.
   2. `mcp-sidecar serve` with a JWT authorizer (tests/peers/fixtures/oauth_issuer.py, a real

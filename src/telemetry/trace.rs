@@ -148,15 +148,20 @@ impl Injector for HeaderInjector<'_> {
     }
 }
 
+/// A span's name: the method, and the tool when there is one (`tools/call get_weather`).
+fn span_name(method: &str, tool: Option<&str>) -> String {
+    match tool {
+        Some(tool) => format!("{method} {tool}"),
+        None => method.to_string(),
+    }
+}
+
 /// The server span of one inbound MCP request, continuing the caller's `traceparent`.
 pub fn server_span(headers: &HeaderMap, method: &str, tool: Option<&str>) -> Span {
     if !enabled() {
         return Span::none();
     }
-    let name = match tool {
-        Some(tool) => format!("{method} {tool}"),
-        None => method.to_string(),
-    };
+    let name = span_name(method, tool);
     let span = tracing::info_span!(
         "mcp.server",
         otel.name = %name,
@@ -180,10 +185,7 @@ pub fn target_span(target: &str, method: &str, tool: Option<&str>) -> Span {
     if !enabled() {
         return Span::none();
     }
-    let name = match tool {
-        Some(tool) => format!("{method} {tool}"),
-        None => method.to_string(),
-    };
+    let name = span_name(method, tool);
     tracing::info_span!(
         "mcp.client",
         otel.name = %name,
