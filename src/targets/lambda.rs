@@ -217,7 +217,11 @@ impl LambdaTarget {
     }
 
     /// A non-2xx Invoke answer as an error naming what Lambda said.
-    async fn invoke_error(&self, mut response: reqwest::Response, what: &str) -> TargetError {
+    async fn invoke_error(
+        &self,
+        mut response: crate::targets::http::HttpResponse,
+        what: &str,
+    ) -> TargetError {
         let status = response.status();
         let headers = response.headers().clone();
         let mut body = Vec::new();

@@ -86,10 +86,6 @@ pub struct RemoteVectors {
 impl RemoteEmbedder {
     pub fn new(config: &EmbedderConfig) -> anyhow::Result<Self> {
         let timing = config.timing();
-        let client = crate::tls::client_builder()
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         let (protocol, credentials, identity): (_, Box<dyn CredentialProvider>, _) = match config {
             EmbedderConfig::Openai(c) => {
                 let base = c.url.trim_end_matches('/');
@@ -176,7 +172,7 @@ impl RemoteEmbedder {
         };
         Ok(Self {
             protocol,
-            sender: HttpSender::standalone(NAME, client, credentials, 3),
+            sender: HttpSender::standalone(NAME, Duration::from_secs(5), credentials, 3)?,
             identity: identity.into(),
             timeout: Duration::from_millis(timing.timeout_ms),
             query_timeout: Duration::from_millis(timing.query_timeout_ms),

@@ -10,6 +10,7 @@
 //! Each request is authorized just before it is sent, so a signer (SigV4) sees the final
 //! request, body included; the caller's own token is never an input here.
 
+pub mod client;
 pub mod retry;
 
 use std::time::Duration;
@@ -19,6 +20,7 @@ use http::header::AUTHORIZATION;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+pub use self::client::{BodyError, HttpResponse, UpstreamClient, redirect_hint};
 use super::credentials::{CredentialProvider, Refusal};
 use super::error::{ERROR_BODY_QUOTE, quote};
 use super::{FailureKind, TargetError};
@@ -30,7 +32,7 @@ const REFUSAL_BODY_LIMIT: usize = 4096;
 
 pub struct HttpSender {
     target: std::sync::Arc<str>,
-    client: reqwest::Client,
+    client: UpstreamClient,
     credentials: Box<dyn CredentialProvider>,
     max_retries: u32,
 }
@@ -49,9 +51,9 @@ pub struct HttpAnswer {
 
 /// How the retry loop ended.
 enum Sent {
-    Response(reqwest::Response),
+    Response(HttpResponse),
     Throttled {
-        response: reqwest::Response,
+        response: HttpResponse,
         note: String,
     },
     Refused(Refused),
@@ -83,15 +85,9 @@ impl HttpSender {
         config: &TargetConfig,
         credentials: Box<dyn CredentialProvider>,
     ) -> anyhow::Result<Self> {
-        let client = crate::tls::client_builder()
-            .connect_timeout(config.connect_timeout())
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         Ok(Self {
             target: config.name.as_str().into(),
-            client,
+            client: UpstreamClient::new(config.connect_timeout())?,
             credentials,
             max_retries: config.max_retries,
         })
@@ -101,16 +97,16 @@ impl HttpSender {
     /// the target's name in messages.
     pub fn standalone(
         name: &str,
-        client: reqwest::Client,
+        connect_timeout: Duration,
         credentials: Box<dyn CredentialProvider>,
         max_retries: u32,
-    ) -> Self {
-        Self {
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
             target: name.into(),
-            client,
+            client: UpstreamClient::new(connect_timeout)?,
             credentials,
             max_retries,
-        }
+        })
     }
 
     /// The target's name, for errors raised where the sender is out of reach.
@@ -118,8 +114,9 @@ impl HttpSender {
         self.target.clone()
     }
 
+    /// The client to build requests with (sent with [`HttpSender::send`]).
     pub fn client(&self) -> &reqwest::Client {
-        &self.client
+        self.client.builder()
     }
 
     /// The credential source, in words (never the secret).
@@ -139,7 +136,7 @@ impl HttpSender {
         request: reqwest::Request,
         deadline: Instant,
         what: &str,
-    ) -> Result<reqwest::Response, TargetError> {
+    ) -> Result<HttpResponse, TargetError> {
         match self.send_retrying(request, deadline, what).await? {
             Sent::Response(response) => Ok(response),
             Sent::Throttled { response, note } => {
@@ -265,7 +262,7 @@ impl HttpSender {
     pub async fn send_once(
         &self,
         mut request: reqwest::Request,
-    ) -> Result<(reqwest::Response, Option<HeaderValue>), TargetError> {
+    ) -> Result<(HttpResponse, Option<HeaderValue>), TargetError> {
         let span = trace::http_client_span(&self.target, request.method(), request.url());
         if !span.is_none() {
             // The upstream continues this request's trace; added before the credentials so
@@ -292,16 +289,8 @@ impl HttpSender {
             .instrument(span.clone())
             .await
             .map_err(|e| {
-                let kind = if e.is_timeout() {
-                    FailureKind::Timeout
-                } else {
-                    FailureKind::Unreachable
-                };
-                let cause = causes(&e);
-                trace::record_error(&span, kind.label());
-                // Built only for a failure (the URL surgery would cost on every request).
-                let endpoint = e.url().map(printable_url).unwrap_or_default();
-                self.error(kind, format!("{endpoint} {}{cause}", e.without_url()))
+                trace::record_error(&span, e.kind.label());
+                self.error(e.kind, e.message)
             })?;
         if !span.is_none() {
             let status = response.status().as_u16();
@@ -339,7 +328,7 @@ impl HttpSender {
     /// A non-success answer as an error that quotes the start of its body.
     pub async fn status_error(
         &self,
-        mut response: reqwest::Response,
+        mut response: HttpResponse,
         what: &str,
         note: &str,
     ) -> TargetError {
@@ -351,8 +340,10 @@ impl HttpSender {
             .and_then(|v| v.to_str().ok())
             .map(|t| format!("{}: ", t.split(':').next().unwrap_or(t)))
             .unwrap_or_default();
+        let redirect = redirect_hint(status, response.headers());
         let body = read_quote(&mut response).await;
         let hint = match status.as_u16() {
+            _ if redirect.is_some() => redirect.unwrap_or_default(),
             401 | 403 => " (credentials rejected)".to_string(),
             404 => " (check the target url)".to_string(),
             _ if !note.is_empty() => format!(" (throttled; {note})"),
@@ -366,14 +357,14 @@ impl HttpSender {
     }
 
     /// A failure while reading an answer's body.
-    pub fn read_error(&self, e: reqwest::Error) -> TargetError {
+    pub fn read_error(&self, e: BodyError) -> TargetError {
         read_failure(&self.target, e)
     }
 
     /// Reads a whole body of at most `limit` bytes.
     pub async fn read_body(
         &self,
-        response: &mut reqwest::Response,
+        response: &mut HttpResponse,
         limit: usize,
         what: &str,
     ) -> Result<Vec<u8>, TargetError> {
@@ -393,31 +384,12 @@ impl HttpSender {
 
 /// A failure while reading target `target`'s answer (for readers that outlive the sender's
 /// borrow, such as a streamed answer).
-pub fn read_failure(target: &str, e: reqwest::Error) -> TargetError {
-    let kind = if e.is_timeout() {
-        FailureKind::Timeout
-    } else {
-        FailureKind::Unreachable
-    };
+pub fn read_failure(target: &str, e: BodyError) -> TargetError {
     TargetError::new(
         target,
-        kind,
-        format!("reading the response failed: {}", e.without_url()),
+        FailureKind::Unreachable,
+        format!("reading the response failed: {e}"),
     )
-}
-
-/// `e`'s causes, outermost first (": a: b"): reqwest's own message stops at "client error
-/// (Connect)", while the reason (connection refused, an untrusted certificate, DNS) is
-/// further down the chain.
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut out = String::new();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    out
 }
 
 /// A URL fit for messages: no query (it may carry keys), no userinfo.
@@ -430,7 +402,7 @@ pub fn printable_url(url: &reqwest::Url) -> String {
 }
 
 /// Reads at most about `limit` bytes of a body (errors just end it).
-async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+async fn read_prefix(mut response: HttpResponse, limit: usize) -> Vec<u8> {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         body.extend_from_slice(&chunk);
@@ -442,7 +414,7 @@ async fn read_prefix(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
 }
 
 /// Reads (a bounded start of) an error body as printable text.
-pub async fn read_quote(response: &mut reqwest::Response) -> String {
+pub async fn read_quote(response: &mut HttpResponse) -> String {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         body.extend_from_slice(&chunk);

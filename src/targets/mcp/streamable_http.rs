@@ -24,7 +24,9 @@ use crate::protocol::param_headers;
 use crate::protocol::{METHOD_HEADER, NAME_HEADER, PROTOCOL_HEADER, SESSION_HEADER};
 use crate::targets::credentials::provider_for;
 use crate::targets::error::quote;
-use crate::targets::http::{HttpSender, printable_url, read_failure, read_quote};
+use crate::targets::http::{
+    HttpResponse, HttpSender, printable_url, read_failure, read_quote, redirect_hint,
+};
 use crate::targets::{Description, FailureKind, TargetError};
 
 /// How much of a refusal's JSON body is read to find a JSON-RPC error in it.
@@ -63,7 +65,7 @@ pub enum HttpReplies {
 
 /// An event-stream answer being read: events parsed so far, and what errors name.
 pub struct EventStream {
-    response: reqwest::Response,
+    response: HttpResponse,
     parser: SseParser,
     ready: VecDeque<Vec<u8>>,
     method: String,
@@ -145,7 +147,7 @@ impl StreamableHttp {
     /// anything else is an HTTP failure that quotes the body.
     async fn refused(
         &self,
-        mut response: reqwest::Response,
+        mut response: HttpResponse,
         method: &str,
         id: u64,
         had_session: bool,
@@ -186,7 +188,9 @@ impl StreamableHttp {
                 format!("HTTP 400 without a JSON-RPC error to a 2026-07-28 request: {text}"),
             ));
         }
+        let redirect = redirect_hint(status, response.headers());
         let hint = match status.as_u16() {
+            _ if redirect.is_some() => redirect.as_deref().unwrap_or_default(),
             401 | 403 => " (credentials rejected)",
             404 => " (check the target url)",
             429 => " (throttled)",
