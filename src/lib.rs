@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 use crate::catalog::CatalogStore;
 use crate::catalog::sync::Syncer;
 use crate::config::Config;
-use crate::inbound::server::{ConnectionLimits, RouterSource, Server};
+use crate::inbound::server::{ConnectionLimits, EndpointSource, Server};
 use crate::live::{ConfigSource, Live, Shared};
 use crate::targets::Target;
 
@@ -116,12 +116,12 @@ pub async fn start_with(
     let reload = config.reload.clone();
     let path = config.inbound.path.clone();
     let live = Live::start(config, shared)?;
-    let routers: RouterSource = {
+    let endpoints: EndpointSource = {
         let live = live.clone();
-        Arc::new(move || live.current().router.clone())
+        Arc::new(move || live.current().endpoint.clone())
     };
     let local_addr = listener.local_addr()?;
-    let server = inbound::server::spawn(listener, routers, limits);
+    let server = inbound::server::spawn(listener, endpoints, limits);
     if let Some(source) = options.config_source {
         reload::spawn(
             &live,

@@ -36,8 +36,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::inbound::Endpoint;
 use arc_swap::ArcSwap;
-use axum::Router;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -133,10 +133,10 @@ struct TargetHandle {
     watch: JoinHandle<()>,
 }
 
-/// One generation: the relay and the router built from one config.
+/// One generation: the relay and the HTTP endpoint built from one config.
 pub struct Generation {
     pub relay: Arc<Relay>,
-    pub router: Router,
+    pub endpoint: Endpoint,
     pub config: Arc<Config>,
     auth: Option<Arc<Authenticator>>,
 }
@@ -471,11 +471,11 @@ fn assemble(
         Some(p) if same_auth(&p.config.inbound, &config.inbound) => p.auth.clone(),
         _ => Authenticator::new(&config.inbound)?,
     };
-    let router = crate::inbound::router(relay.clone(), &config, auth.clone(), shared.clone());
+    let endpoint = crate::inbound::endpoint(relay.clone(), &config, auth.clone(), shared.clone());
     Ok(Assembled {
         generation: Generation {
             relay,
-            router,
+            endpoint,
             config: Arc::new(config),
             auth,
         },

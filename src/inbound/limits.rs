@@ -1,4 +1,6 @@
-//! Request-level bounds and accounting, as axum middleware.
+//! Request-level bounds and accounting: [`Limits::bounded`] and [`measured`], applied as axum
+//! middleware on the router's routes and called directly on the MCP fast path
+//! ([`super::Endpoint`]).
 //!
 //! - [`in_flight`] (MCP and admin routes): at most `inbound.max_in_flight` requests are
 //!   handled at once; one more is answered at once with 503 and `Retry-After` (never queued,
@@ -86,60 +88,78 @@ pub async fn in_flight(
     request: Request,
     next: Next,
 ) -> Response {
-    let Ok(permit) = limits.permits.clone().try_acquire_owned() else {
-        let mut response = refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "mcp-sidecar is at its limit of requests in flight (inbound.max_in_flight); retry shortly",
-            Some(limits.retry_after_secs),
-        );
-        // The body was not read; the connection cannot be reused.
-        response
-            .headers_mut()
-            .insert(CONNECTION, http::HeaderValue::from_static("close"));
-        return response;
-    };
-    let mut aborted = limits.shared.aborted();
     let path = request.uri().path().to_string();
-    tokio::select! {
-        response = next.run(request) => {
-            if response.extensions().get::<LongLived>().is_some() {
-                return response;
-            }
-            // The permit is released when the body has been sent.
-            response.map(|body| Body::new(body.map_frame(move |frame| {
-                let _ = &permit;
-                frame
-            })))
-        }
-        _ = aborted.wait_for(|stop| *stop) => {
-            tracing::warn!(path, "shutdown grace ran out: answering a request still in flight with an error");
+    limits.bounded(&path, next.run(request)).await
+}
+
+impl Limits {
+    /// Handles one request within the in-flight bound (see the module docs); `path` names it
+    /// in the log when the shutdown grace runs out.
+    pub async fn bounded(&self, path: &str, handle: impl Future<Output = Response>) -> Response {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             let mut response = refusal(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "mcp-sidecar is shutting down and did not finish this request within its shutdown grace; \
-                 it may or may not have reached its target",
-                None,
+                "mcp-sidecar is at its limit of requests in flight (inbound.max_in_flight); retry shortly",
+                Some(self.retry_after_secs),
             );
+            // The body was not read; the connection cannot be reused.
             response
                 .headers_mut()
                 .insert(CONNECTION, http::HeaderValue::from_static("close"));
-            response
+            return response;
+        };
+        let mut aborted = self.shared.aborted();
+        tokio::select! {
+            response = handle => {
+                if response.extensions().get::<LongLived>().is_some() {
+                    return response;
+                }
+                // The permit is released when the body has been sent.
+                response.map(|body| Body::new(body.map_frame(move |frame| {
+                    let _ = &permit;
+                    frame
+                })))
+            }
+            _ = aborted.wait_for(|stop| *stop) => {
+                tracing::warn!(path, "shutdown grace ran out: answering a request still in flight with an error");
+                let mut response = refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "mcp-sidecar is shutting down and did not finish this request within its shutdown grace; \
+                     it may or may not have reached its target",
+                    None,
+                );
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, http::HeaderValue::from_static("close"));
+                response
+            }
         }
     }
 }
 
 pub async fn http_metrics(request: Request, next: Next) -> Response {
-    let started = Instant::now();
     let method = request.method().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "other".to_string(), |p| p.as_str().to_string());
+        .map_or("other", |p| p.as_str())
+        .to_string();
+    measured(&method, &route, next.run(request)).await
+}
+
+/// Handles one request, recording it in the HTTP server metrics under `route`.
+pub async fn measured(
+    method: &http::Method,
+    route: &str,
+    handle: impl Future<Output = Response>,
+) -> Response {
+    let started = Instant::now();
     metrics().active_requests().inc();
-    let response = next.run(request).await;
+    let response = handle.await;
     metrics().active_requests().dec();
     metrics().http_request(
-        &method,
-        route,
+        method,
+        route.to_string(),
         response.status().as_u16(),
         started.elapsed(),
     );

@@ -31,7 +31,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use http_body_util::BodyExt;
@@ -42,14 +41,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::time::Instant;
-use tower::ServiceExt;
 
+use super::Endpoint;
 use crate::config::InboundConfig;
 use crate::telemetry::metrics;
 
-/// The router to hand the next request to (read per request, so a reload applies at once
-/// and a request keeps the router it started with).
-pub type RouterSource = Arc<dyn Fn() -> Router + Send + Sync>;
+/// The endpoint to hand the next request to (read per request, so a reload applies at once
+/// and a request keeps the endpoint it started with).
+pub type EndpointSource = Arc<dyn Fn() -> Endpoint + Send + Sync>;
 
 /// Connection-level bounds (fixed for the life of the listener).
 #[derive(Debug, Clone, Copy)]
@@ -80,13 +79,13 @@ pub struct Server {
 }
 
 /// Starts accepting on `listener`.
-pub fn spawn(listener: TcpListener, routers: RouterSource, limits: ConnectionLimits) -> Server {
+pub fn spawn(listener: TcpListener, endpoints: EndpointSource, limits: ConnectionLimits) -> Server {
     let (stop, stop_rx) = watch::channel(false);
     let (alive, finished) = mpsc::channel::<()>(1);
     let open = Arc::new(AtomicUsize::new(0));
     tokio::spawn(accept_loop(
         listener,
-        routers,
+        endpoints,
         limits,
         stop_rx,
         alive,
@@ -111,7 +110,7 @@ impl Server {
 
 async fn accept_loop(
     listener: TcpListener,
-    routers: RouterSource,
+    endpoints: EndpointSource,
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
@@ -144,7 +143,7 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let connection = Connection {
-            routers: routers.clone(),
+            endpoints: endpoints.clone(),
             limits,
             peer,
             state: Arc::new(ConnState::new()),
@@ -165,7 +164,7 @@ async fn accept_loop(
 }
 
 struct Connection {
-    routers: RouterSource,
+    endpoints: EndpointSource,
     limits: ConnectionLimits,
     peer: SocketAddr,
     state: Arc<ConnState>,
@@ -178,17 +177,14 @@ impl Connection {
             inner: stream,
             state: state.clone(),
         });
-        let routers = self.routers.clone();
+        let endpoints = self.endpoints.clone();
         let peer = self.peer;
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let in_progress = RequestInProgress::begin(state.clone());
             request.extensions_mut().insert(ConnectInfo(peer));
-            let router = routers();
+            let endpoint = endpoints();
             async move {
-                let response = router
-                    .oneshot(request.map(Body::new))
-                    .await
-                    .unwrap_or_else(|never: Infallible| match never {});
+                let response = endpoint.handle(request).await;
                 // The request counts as in progress until its body has been sent.
                 Ok::<_, Infallible>(response.map(|body| {
                     Body::new(body.map_frame(move |frame| {
