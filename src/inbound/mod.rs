@@ -80,9 +80,10 @@ impl Endpoint {
     pub async fn handle(self, request: http::Request<hyper::body::Incoming>) -> Response {
         let mcp = &self.mcp;
         if request.method() == http::Method::POST && request.uri().path() == mcp.path {
-            let handled = mcp
-                .limits
-                .bounded(&mcp.path, serve_mcp(&mcp.inbound, request));
+            // Boxed, as axum boxes its handlers: the handler's state machine is tens of KB,
+            // and inline it would be copied each time an enclosing future moves.
+            let handler = Box::pin(serve_mcp(&mcp.inbound, request));
+            let handled = mcp.limits.bounded(&mcp.path, handler);
             return limits::measured(&http::Method::POST, &mcp.path, handled).await;
         }
         use tower::ServiceExt;

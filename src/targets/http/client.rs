@@ -25,7 +25,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::targets::FailureKind;
 
-const USER_AGENT_VALUE: &str = concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION"));
+/// What every outbound request names itself.
+pub const USER_AGENT_VALUE: &str = concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION"));
 /// Idle upstream connections are closed after this long.
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
@@ -92,12 +93,12 @@ impl UpstreamClient {
             })?;
         // What reqwest adds to every request.
         let headers = request.headers_mut();
-        headers
-            .entry(USER_AGENT)
-            .or_insert(HeaderValue::from_static(USER_AGENT_VALUE));
-        headers
-            .entry(ACCEPT)
-            .or_insert(HeaderValue::from_static("*/*"));
+        if !headers.contains_key(USER_AGENT) {
+            headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        }
+        if !headers.contains_key(ACCEPT) {
+            headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        }
         let uri = request.uri().clone();
         match direct.request(request).await {
             Ok(response) => {

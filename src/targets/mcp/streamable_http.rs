@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderValue;
-use http::header::{ACCEPT, CONTENT_TYPE};
+use http::header::{ACCEPT, CONTENT_TYPE, USER_AGENT};
 use tokio::time::Instant;
 
 use super::McpClient;
@@ -117,18 +117,21 @@ impl StreamableHttp {
         accept: &'static str,
         body: Option<Bytes>,
     ) -> Result<reqwest::Request, TargetError> {
-        let mut builder = self
-            .sender
-            .client()
-            .request(method, self.url.clone())
-            .header(ACCEPT, accept);
+        // Built directly rather than through `RequestBuilder`: with room for every header
+        // it will carry (signatures and 2026-07-28 headers included), so none of the
+        // inserts on the way out grows the map.
+        let mut request = reqwest::Request::new(method, self.url.clone());
+        let headers = request.headers_mut();
+        headers.reserve(16);
+        headers.insert(ACCEPT, HeaderValue::from_static(accept));
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(crate::targets::http::USER_AGENT),
+        );
         if let Some(body) = body {
-            builder = builder.header(CONTENT_TYPE, "application/json").body(body);
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            *request.body_mut() = Some(body.into());
         }
-        let mut request = builder.build().map_err(|e| {
-            self.sender
-                .error(FailureKind::Unreachable, e.without_url().to_string())
-        })?;
         if let Some(wire) = wire {
             let headers = request.headers_mut();
             if let Some(id) = &wire.link {
