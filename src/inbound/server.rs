@@ -202,12 +202,22 @@ impl Connection {
         if draining {
             return;
         }
+        // One timer for the connection's life, re-armed only when its deadline moves.
+        let watchdog = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(watchdog);
+        let mut armed = None;
         loop {
             let deadline = self.state.deadline(&self.limits);
+            if deadline != armed
+                && let Some(at) = deadline
+            {
+                watchdog.as_mut().reset(at);
+            }
+            armed = deadline;
             tokio::select! {
                 _ = connection.as_mut() => return,
                 _ = self.state.changed.notified() => {}
-                _ = sleep_until(deadline) => match self.state.expired(&self.limits) {
+                _ = watchdog.as_mut(), if armed.is_some() => match self.state.expired(&self.limits) {
                     Some(Expired::Head) => {
                         tracing::debug!(peer = %self.peer, "request head not received in time; closing");
                         metrics().connection_closed("header_timeout");
@@ -217,7 +227,8 @@ impl Connection {
                         metrics().connection_closed("idle_timeout");
                         return;
                     }
-                    None => {}
+                    // The phase changed since (a request began): look again.
+                    None => armed = None,
                 },
                 changed = stop.changed(), if !draining => {
                     draining = true;
@@ -231,13 +242,6 @@ impl Connection {
                 }
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -325,10 +329,12 @@ impl ConnState {
 struct RequestInProgress(Arc<ConnState>);
 
 impl RequestInProgress {
+    /// Not announced to the watchdog: a busy connection has no deadline, and a watchdog
+    /// still armed for the head finds that out when it fires (waking the connection's task
+    /// for it would re-poll the whole request on every call).
     fn begin(state: Arc<ConnState>) -> Self {
         state.in_flight.fetch_add(1, Ordering::AcqRel);
         state.head_started.store(false, Ordering::Release);
-        state.changed.notify_one();
         Self(state)
     }
 }
