@@ -391,8 +391,10 @@ pub fn target_toml(name: &str, url: &str, extra: &str) -> String {
     format!("[[targets]]\nname = \"{name}\"\nkind = \"mcp_server\"\nurl = \"{url}\"\n{extra}\n")
 }
 
+/// The test's own client, straight to the sidecar (never through a proxy a test configures
+/// for the sidecar's targets).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().build().unwrap()
+    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 /// POSTs one JSON-RPC message; returns HTTP status and the parsed body (Null if empty).
