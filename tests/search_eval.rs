@@ -23,16 +23,16 @@ use std::collections::{HashMap, HashSet};
 use mcp_sidecar::catalog::Catalog;
 use mcp_sidecar::catalog::search::encoder::StaticEncoder;
 use mcp_sidecar::catalog::search::text::{Terms, words};
-use mcp_sidecar::catalog::search::{Mode, SearchIndex, Tuning};
+use mcp_sidecar::catalog::search::{Fusion, Mode, SearchIndex, Tuning};
 
 #[path = "search_eval/data.rs"]
 mod data;
 use data::Query;
 
 const DEPTH: usize = 50;
-/// What hybrid search measured on held-out paraphrases when this was written (0.507), less
+/// What hybrid search measured on held-out paraphrases when this was written (0.572), less
 /// a margin; see the assertion for the issue's own target.
-const PARAPHRASE_R5_FLOOR: f64 = 0.48;
+const PARAPHRASE_R5_FLOOR: f64 = 0.55;
 
 /// The labelled queries, checked against the catalog.
 fn queries(catalog: &Catalog) -> Vec<Query> {
@@ -111,6 +111,27 @@ fn encoder() -> &'static StaticEncoder {
             Box::leak(Box::new(encoder))
         }
     })
+}
+
+/// The shipped tuning, or a candidate's: `SEARCH_EVAL_FUSION` (`best` or `ceiling`) and
+/// `SEARCH_EVAL_LEXICAL_WEIGHT` override the fusion (to report a candidate's figures
+/// without rebuilding).
+fn tuning() -> Tuning {
+    let mut tuning = Tuning::default();
+    if let Some(fusion) = std::env::var_os("SEARCH_EVAL_FUSION") {
+        tuning.fusion = match fusion.to_str() {
+            Some("best") => Fusion::BestScore,
+            Some("ceiling") => Fusion::Ceiling,
+            other => panic!("SEARCH_EVAL_FUSION: {other:?} is neither best nor ceiling"),
+        };
+    }
+    if let Some(weight) = std::env::var_os("SEARCH_EVAL_LEXICAL_WEIGHT") {
+        tuning.lexical_weight = weight
+            .to_str()
+            .and_then(|w| w.parse().ok())
+            .expect("SEARCH_EVAL_LEXICAL_WEIGHT is a number");
+    }
+    tuning
 }
 
 fn index(catalog: &Catalog, tuning: Tuning) -> SearchIndex {
@@ -193,7 +214,7 @@ const MODES: [(Mode, &str); 3] = [
 fn quality_targets_hold_on_held_out_queries() {
     let catalog = data::catalog(&data::listings());
     let queries = queries(&catalog);
-    let index = index(&catalog, Tuning::default());
+    let index = index(&catalog, tuning());
     println!(
         "evaluation: {} tools from {} targets, {} queries",
         catalog.tools.len(),
@@ -249,7 +270,7 @@ fn quality_targets_hold_on_held_out_queries() {
         }
     }
     // The target for this set is Recall@5 ≥ 0.90, and it is NOT met: hybrid reaches
-    // about 0.5 here. The full all-MiniLM-L6-v2 transformer, which the built-in encoder is
+    // about 0.57 here. The full all-MiniLM-L6-v2 transformer, which the built-in encoder is
     // distilled from, reaches 0.72 alone on the same queries (README "Tool search"), so the
     // gap is the queries' difficulty as much as the distillation. This floor only keeps the
     // measured quality from regressing.
@@ -262,7 +283,8 @@ fn quality_targets_hold_on_held_out_queries() {
 }
 
 /// Re-tunes on the dev split: `cargo test --test search_eval -- --ignored --nocapture`.
-/// Asserts that the shipped tuning is within 0.02 of the best one found (objective: hybrid
+/// Sweeps the dense field weights, the BM25 share and its normalization ([`Fusion`]), and
+/// asserts that the shipped tuning is within 0.02 of the best one found (objective: hybrid
 /// MRR + Recall@5 over the dev queries of both sets).
 #[test]
 #[ignore = "a parameter sweep (minutes); run when changing the ranking"]
@@ -279,24 +301,39 @@ fn tuning_is_near_the_best_on_the_dev_split() {
     };
     let shipped = objective(&index(&catalog, Tuning::default()));
     let mut best = (shipped, Tuning::default());
-    for name_weight in [1.0, 2.0, 3.0] {
-        for description_weight in [0.5, 1.0] {
-            for param_weight in [0.0, 0.15, 0.3, 0.6] {
-                for lexical_weight in [0.0, 0.02, 0.05, 0.1, 0.2, 0.3] {
-                    let tuning = Tuning {
-                        dense_fields: [
-                            name_weight,
-                            0.5,
-                            description_weight,
-                            param_weight,
-                            param_weight,
-                        ],
-                        lexical_weight,
-                        ..Tuning::default()
-                    };
-                    let score = objective(&index(&catalog, tuning));
-                    if score > best.0 {
-                        best = (score, tuning);
+    let grid = [
+        (Fusion::BestScore, [0.0, 0.02, 0.05, 0.1, 0.2, 0.3]),
+        (Fusion::Ceiling, [0.1, 0.2, 0.3, 0.5, 0.7, 1.0]),
+    ];
+    for (fusion, lexical_weights) in grid {
+        for name_weight in [1.0, 2.0, 3.0] {
+            for description_weight in [0.5, 1.0] {
+                for param_weight in [0.0, 0.15, 0.3, 0.6] {
+                    for lexical_weight in lexical_weights {
+                        let tuning = Tuning {
+                            dense_fields: [
+                                name_weight,
+                                0.5,
+                                description_weight,
+                                param_weight,
+                                param_weight,
+                            ],
+                            lexical_weight,
+                            fusion,
+                            ..Tuning::default()
+                        };
+                        let index = index(&catalog, tuning);
+                        let score = objective(&index);
+                        if score > best.0 {
+                            best = (score, tuning);
+                            let mut line = format!("{score:.4} {tuning:?}");
+                            for set in ["keyword", "paraphrase"] {
+                                let d = split(&queries, set).0;
+                                let h = evaluate(&index, &d, Mode::Hybrid);
+                                line += &format!(" | {set} R5 {:.3} MRR {:.3}", h.r5, h.mrr);
+                            }
+                            println!("{line}");
+                        }
                     }
                 }
             }

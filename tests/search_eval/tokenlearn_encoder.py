@@ -13,7 +13,13 @@ rounding in the teacher's batches):
         --corpus /tmp/botocore.txt --sentences 60000 --corpus /tmp/wordnet.txt --sentences 60000 \
         --lam 0.03 --iters 150 --cache /tmp/tl-cache [--out PATH]
 The teacher pass is the slow part (about 80 sentences a second on 2 cores: 25 minutes for
-these 120,000); the fit takes about two minutes.
+these 120,000); the fit takes under a minute.
+
+Two kinds of extra rows were tried and are NOT in the shipped table (README "Tool search"
+has their figures): `--gloss-pairs W` splits each WordNet gloss into its words and its
+definition, each fitted to the teacher's embedding of the whole gloss; `--botocore-pairs DIR
+[--botocore-weight W]` fits AWS operation names in words to the teacher's embedding of the
+first sentence of their documentation (embedding those sentences too, cached).
 
 Why: the per-token table (distill_encoder.py) holds what the transformer says about each
 token *alone*; summing those rows is a poor stand-in for what it says about a sentence
@@ -50,6 +56,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from distill_encoder import DEFAULT_OUT, pca, token_vectors, write  # noqa: E402
+from build_corpus import evaluation_texts  # noqa: E402
 from minilm import MiniLM  # noqa: E402
 
 CHUNK = 2000
@@ -119,7 +126,7 @@ def sidecar_words(text: str) -> list[str]:
     return out
 
 
-def token_matrix(model: MiniLM, sentences: list[str]):
+def token_matrix(model: MiniLM, sentences: list[str], count: bool | list[bool] = True):
     from scipy.sparse import csr_matrix
 
     tok = model.tokenizer
@@ -130,7 +137,8 @@ def token_matrix(model: MiniLM, sentences: list[str]):
         if not ids:
             continue
         uniq, n = np.unique(ids, return_counts=True)
-        counts[uniq] += n
+        if count is True or (count is not False and count[r]):
+            counts[uniq] += n
         rows.extend([r] * len(uniq))
         cols.extend(uniq.tolist())
         vals.extend((n / n.sum()).tolist())
@@ -141,10 +149,11 @@ def token_matrix(model: MiniLM, sentences: list[str]):
 def ridge(x, y: np.ndarray, e0: np.ndarray, lam: float, iters: int) -> np.ndarray:
     """Conjugate gradients on (XᵀX + λI) E = XᵀY + λE0, all columns at once."""
     xt = x.T.tocsr()
-    gram = (xt @ x).tocsr()
 
     def apply(e: np.ndarray) -> np.ndarray:
-        return gram @ e + lam * e
+        # Xᵀ(X e) rather than a precomputed XᵀX: the Gram matrix has a non-zero for every
+        # pair of tokens that share a sentence, many times X's own, so this is far cheaper.
+        return xt @ (x @ e) + lam * e
 
     b = xt @ y + lam * e0
     e = e0.copy()
@@ -164,6 +173,50 @@ def ridge(x, y: np.ndarray, e0: np.ndarray, lam: float, iters: int) -> np.ndarra
     return e
 
 
+def gloss_pairs(sentences: list[str], y: np.ndarray, parts: str = "both") -> tuple[list[str], np.ndarray]:
+    """WordNet glosses ("sedate, calm, tranquilize: cause to be calm or quiet") split in two:
+    the words alone and the definition alone, each paired with the teacher's embedding of the
+    whole gloss. Fitting these teaches the table that a definition in other words lands where
+    the words it defines land (and the reverse): the vocabulary gap between a need described
+    in plain words and a tool named in its own."""
+    texts, rows = [], []
+    for i, s in enumerate(sentences):
+        head, sep, definition = s.partition(": ")
+        if not sep or not definition or len(head) > 80:
+            continue
+        chosen = {"both": [head, definition], "head": [head], "def": [definition]}[parts]
+        texts.extend(chosen)
+        rows.extend([i] * len(chosen))
+    return texts, y[rows]
+
+
+def botocore_pairs(data_dir: Path) -> list[tuple[str, str]]:
+    """AWS operations' names in words ("DetectDominantLanguage" -> "detect dominant language")
+    with the first sentence of their documentation ("Determines the dominant language of the
+    input text"): fitting the name to the teacher's embedding of the sentence teaches the
+    table that a short name in its own words lands where its description lands."""
+    import gzip
+    import json
+
+    from build_corpus import english_like, first_sentences  # noqa: E402
+
+    excluded = evaluation_texts()
+    pairs, seen = [], set()
+    for model_path in sorted(data_dir.glob("*/*/service-2.json*")):
+        opener = gzip.open if model_path.suffix == ".gz" else open
+        with opener(model_path, "rt", encoding="utf-8") as f:
+            service = json.load(f)
+        for name, op in service.get("operations", {}).items():
+            first = first_sentences(op.get("documentation", ""), 1)
+            if not first or not english_like(first[0]) or first[0].lower() in excluded:
+                continue
+            words = " ".join(sidecar_words(name))
+            if (words, first[0]) not in seen:
+                seen.add((words, first[0]))
+                pairs.append((words, first[0]))
+    return pairs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, action="append", required=True, help="one sentence a line; may repeat")
@@ -175,6 +228,12 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--sif", type=float, default=1e-3)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--gloss-pairs", type=float, default=0.0, help="weight of the split-gloss rows (0: none)"
+    )
+    parser.add_argument("--gloss-parts", choices=["both", "head", "def"], default="both")
+    parser.add_argument("--botocore-pairs", type=Path, help="botocore's data directory (operation-name rows)")
+    parser.add_argument("--botocore-weight", type=float, default=1.0)
     opts = parser.parse_args()
     counts = opts.sentences or [60_000] * len(opts.corpus)
     if len(counts) != len(opts.corpus):
@@ -196,7 +255,33 @@ def main() -> None:
         e0 = token_vectors(model, "mean")
         np.save(tokens_path, e0)
     e0 = e0 / (np.linalg.norm(e0, axis=1, keepdims=True) + 1e-12)
-    x, counts = token_matrix(model, sentences)
+    if opts.gloss_pairs > 0 or opts.botocore_pairs:
+        from scipy.sparse import diags
+
+        texts, pair_y, pair_w = [], [], []
+        if opts.gloss_pairs > 0:
+            t, py = gloss_pairs(sentences, y, opts.gloss_parts)
+            texts += t
+            pair_y.append(py)
+            pair_w.append(np.full(len(t), opts.gloss_pairs))
+            print(f"gloss pairs: {len(t)} rows, weight {opts.gloss_pairs}", file=sys.stderr)
+        if opts.botocore_pairs:
+            pairs = botocore_pairs(opts.botocore_pairs)
+            t = [name for name, _ in pairs]
+            py = teacher_embeddings(model, [doc for _, doc in pairs], opts.cache / "teacher")
+            texts += t
+            pair_y.append(py)
+            pair_w.append(np.full(len(t), opts.botocore_weight))
+            print(f"botocore pairs: {len(t)} rows, weight {opts.botocore_weight}", file=sys.stderr)
+        weights = np.concatenate([np.ones(len(sentences))] + pair_w)
+        y = np.concatenate([y] + pair_y)
+        flags = [True] * len(sentences) + [False] * len(texts)
+        x, counts = token_matrix(model, sentences + texts, flags)
+        root = np.sqrt(weights).astype(np.float32)
+        x = (diags(root) @ x).tocsr()
+        y = y * root[:, None]
+    else:
+        x, counts = token_matrix(model, sentences)
     print(f"X: {x.shape}, {x.nnz} entries, {int((counts > 0).sum())} tokens seen", file=sys.stderr)
     table = ridge(x, y.astype(np.float32), e0.astype(np.float32), opts.lam, opts.iters)
     reduced = pca(table, opts.dim) if opts.dim < table.shape[1] else table - table.mean(0, keepdims=True)

@@ -55,6 +55,19 @@ impl Bm25 {
         }
     }
 
+    /// The highest score any document could get for `terms`: every term at its saturated
+    /// weight, terms absent from the index at the idf of a term no document has.
+    pub fn ceiling(&self, terms: &[String]) -> f32 {
+        let n = self.doc_len.len() as f32;
+        terms
+            .iter()
+            .map(|term| {
+                let df = self.postings.get(term).map_or(0.0, |l| l.len() as f32);
+                ((n - df + 0.5) / (df + 0.5) + 1.0).ln() * (K1 + 1.0)
+            })
+            .sum()
+    }
+
     /// Adds each document's score for `terms` (deduplicated by the caller) to `scores`.
     pub fn score(&self, terms: &[String], scores: &mut [f32]) {
         let n = self.doc_len.len() as f32;
@@ -97,5 +110,24 @@ mod tests {
         let mut s = vec![0.0; 3];
         index.score(&["absent".into()], &mut s);
         assert_eq!(s, [0.0; 3]);
+    }
+
+    #[test]
+    fn the_ceiling_bounds_every_score_and_counts_unmatched_terms() {
+        let index = Bm25::build(&[doc(&["pull"]), doc(&["list", "pull", "request"])]);
+        let terms: Vec<String> = vec!["pull".into(), "request".into()];
+        let mut s = vec![0.0; 2];
+        index.score(&terms, &mut s);
+        let ceiling = index.ceiling(&terms);
+        assert!(
+            s.iter().all(|&x| x > 0.0 && x < ceiling),
+            "{s:?} vs {ceiling}"
+        );
+        let with_absent: Vec<String> = vec!["pull".into(), "request".into(), "absent".into()];
+        assert!(
+            index.ceiling(&with_absent) > ceiling,
+            "an unmatched word raises the ceiling"
+        );
+        assert_eq!(index.ceiling(&[]), 0.0);
     }
 }

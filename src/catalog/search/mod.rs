@@ -55,8 +55,23 @@ pub struct Tuning {
     pub lexical_fields: [f32; 5],
     /// Weight of each field's normalized vector in the tool's dense vector (same order).
     pub dense_fields: [f32; 5],
-    /// Hybrid score = cosine + `lexical_weight` × BM25 / (the query's best BM25).
+    /// Hybrid score = cosine + `lexical_weight` × BM25 / the [`Fusion`]'s norm.
     pub lexical_weight: f32,
+    pub fusion: Fusion,
+}
+
+/// What hybrid search divides BM25 by before adding it to the cosine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fusion {
+    /// The best BM25 among the visible tools: the top lexical match always gets the full
+    /// weight, however few of the query's words it shares (the ranking shipped first).
+    BestScore,
+    /// The most BM25 could give the query's terms (each at its saturated weight; terms no
+    /// tool has at the highest idf): a tool gets the full weight only when it matches every
+    /// word. A paraphrase that shares one common word with a wrong tool ("add" in "what do
+    /// 17 and 25 add up to") no longer hands that tool the whole lexical bonus, while a
+    /// query in the tools' own words still does. Chosen on the dev split (README).
+    Ceiling,
 }
 
 impl Default for Tuning {
@@ -64,7 +79,8 @@ impl Default for Tuning {
         Self {
             lexical_fields: [3.0, 2.0, 1.0, 1.0, 0.5],
             dense_fields: [1.0, 0.5, 1.0, 0.0, 0.0],
-            lexical_weight: 0.2,
+            lexical_weight: 0.5,
+            fusion: Fusion::Ceiling,
         }
     }
 }
@@ -370,12 +386,14 @@ impl SearchIndex {
         let n = self.names.len();
         let words = text::words(query);
         let mut scores = vec![0.0f32; n];
+        let mut ceiling = 0.0f32;
         if mode != Mode::Dense {
             let terms = Terms::default();
             let mut query_terms: Vec<String> = words.iter().filter_map(|w| terms.term(w)).collect();
             query_terms.sort();
             query_terms.dedup();
             self.bm25.score(&query_terms, &mut scores);
+            ceiling = self.bm25.ceiling(&query_terms);
         }
         if mode != Mode::Lexical {
             let builtin_query;
@@ -392,8 +410,12 @@ impl SearchIndex {
                 .filter(|(_, name)| visible(name))
                 .map(|(s, _)| *s)
                 .fold(0.0f32, f32::max);
-            let lexical_scale = if mode == Mode::Hybrid && best_lexical > 0.0 {
-                self.tuning.lexical_weight / best_lexical
+            let norm = match self.tuning.fusion {
+                Fusion::Ceiling => ceiling,
+                Fusion::BestScore => best_lexical,
+            };
+            let lexical_scale = if mode == Mode::Hybrid && norm > 0.0 {
+                self.tuning.lexical_weight / norm
             } else {
                 0.0
             };
