@@ -400,3 +400,34 @@ async fn reload_keeps_unchanged_targets_and_refuses_invalid_configs() {
     assert_eq!(ready["config"]["generation"], 3);
     assert_eq!(a.knobs.initializes.load(Ordering::SeqCst), handshakes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_one_idle_timeout_after_their_last_answer() {
+    let up = upstream("alpha", 1, false).await;
+    let config = format!(
+        "[inbound]\nidle_timeout_secs = 1\n{}",
+        target_toml("alpha", &up.url, "")
+    );
+    let running = start(&config).await;
+    let addr = running.local_addr;
+    wait_for_state(&format!("http://{addr}"), "alpha", "ready").await;
+    // One call that outlasts the idle timeout, then silence, on one keep-alive connection:
+    // the call is not cut (a busy connection has no idle deadline), and the connection
+    // closes about one idle timeout after the answer.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "alpha___tool_000", "arguments": {"text": "slow", "ms": 1500}}})
+    .to_string();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (answer, closed) =
+        blocking(move || exchange(addr, request.as_bytes(), Duration::from_secs(8))).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("alpha:tool_000:slow"), "{answer}");
+    let closed = closed.expect("an idle connection must be closed");
+    assert!(
+        closed >= Duration::from_millis(2300) && closed < Duration::from_millis(5000),
+        "closed {closed:?} after the request (1.5 s call + 1 s idle)"
+    );
+}

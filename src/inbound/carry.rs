@@ -119,6 +119,11 @@ async fn direct(
     // to the call switches to an event stream that carries it, the ones after it, and then
     // the result.
     let (tx, mut notifications) = mpsc::channel::<Bytes>(64);
+    // A second sender keeps the channel open when the call's own is dropped as it finishes:
+    // closing would wake this task (waiting on `recv`) from inside its own poll, and a task
+    // that wakes itself is requeued behind a wake-up of another worker. It is dropped after
+    // the receiver, or, for a streamed answer, when the call has finished.
+    let open = tx.clone();
     let mut call = Box::pin(async move { target.relay(request, Some(tx)).await });
     let first = tokio::select! {
         biased;
@@ -126,8 +131,11 @@ async fn direct(
         outcome = &mut call => {
             let (status, body) = render.render(outcome);
             if notifications.is_empty() {
+                drop(notifications);
+                drop(open);
                 return Answer::Body(status, body);
             }
+            drop(open);
             // Notifications and the result arrived together: stream them in order.
             let mut messages = Vec::new();
             while let Ok(message) = notifications.try_recv() {
@@ -140,6 +148,7 @@ async fn direct(
     let (result_tx, result_rx) = oneshot::channel::<Bytes>();
     tokio::spawn(async move {
         let outcome = call.await;
+        drop(open);
         let _ = result_tx.send(Bytes::from(render.render(outcome).1));
     });
     // The notification channel closes when the call finishes; the result comes last.

@@ -39,7 +39,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use super::Endpoint;
@@ -202,37 +202,59 @@ impl Connection {
         if draining {
             return;
         }
-        // One timer for the connection's life, re-armed only when its deadline moves.
+        // One timer for the connection's life. Its deadline only moves while the connection
+        // is being polled (bytes read, a request begun or its answer sent all happen inside
+        // hyper's poll), so it is re-armed right after each poll and nothing has to wake this
+        // task for it: a task that wakes itself is requeued behind a wake-up of another
+        // worker, two futex calls per request.
         let watchdog = tokio::time::sleep_until(Instant::now());
         tokio::pin!(watchdog);
         let mut armed = None;
         loop {
-            let deadline = self.state.deadline(&self.limits);
-            if deadline != armed
-                && let Some(at) = deadline
-            {
-                watchdog.as_mut().reset(at);
-            }
-            armed = deadline;
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                _ = self.state.changed.notified() => {}
-                _ = watchdog.as_mut(), if armed.is_some() => match self.state.expired(&self.limits) {
-                    Some(Expired::Head) => {
-                        tracing::debug!(peer = %self.peer, "request head not received in time; closing");
-                        metrics().connection_closed("header_timeout");
-                        return;
+            let mut stopping = std::pin::pin!(stop.changed());
+            let event = std::future::poll_fn(|cx| {
+                if connection.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Closed);
+                }
+                loop {
+                    let deadline = self.state.deadline(&self.limits);
+                    if deadline != armed
+                        && let Some(at) = deadline
+                    {
+                        watchdog.as_mut().reset(at);
                     }
-                    Some(Expired::Idle) => {
-                        metrics().connection_closed("idle_timeout");
-                        return;
+                    armed = deadline;
+                    if armed.is_none() || watchdog.as_mut().poll(cx).is_pending() {
+                        break;
                     }
-                    // The phase changed since (a request began): look again.
-                    None => armed = None,
-                },
-                changed = stop.changed(), if !draining => {
+                    if let Some(expired) = self.state.expired(&self.limits) {
+                        return Poll::Ready(Event::Expired(expired));
+                    }
+                    // Fired for a deadline that has moved since: arm the new one.
+                    armed = None;
+                }
+                if !draining && let Poll::Ready(changed) = stopping.as_mut().poll(cx) {
+                    return Poll::Ready(Event::Stop {
+                        sender_gone: changed.is_err(),
+                    });
+                }
+                Poll::Pending
+            })
+            .await;
+            match event {
+                Event::Closed => return,
+                Event::Expired(Expired::Head) => {
+                    tracing::debug!(peer = %self.peer, "request head not received in time; closing");
+                    metrics().connection_closed("header_timeout");
+                    return;
+                }
+                Event::Expired(Expired::Idle) => {
+                    metrics().connection_closed("idle_timeout");
+                    return;
+                }
+                Event::Stop { sender_gone } => {
                     draining = true;
-                    if changed.is_err() || self.state.in_flight.load(Ordering::SeqCst) == 0 {
+                    if sender_gone || self.state.in_flight.load(Ordering::SeqCst) == 0 {
                         // Idle or half-open: nothing started on it that could be lost.
                         metrics().connection_closed("shutdown");
                         return;
@@ -245,13 +267,18 @@ impl Connection {
     }
 }
 
+/// What ended a wait of the connection's loop.
+enum Event {
+    Closed,
+    Expired(Expired),
+    Stop { sender_gone: bool },
+}
+
 enum Expired {
     Head,
     Idle,
 }
 
-/// What a connection's watchdog needs to know, kept current by the connection's reads
-/// ([`Tracked`]) and its requests ([`RequestInProgress`]).
 ///
 /// Phases: *idle* (no request in progress, no byte of the next head yet; since
 /// `idle_since`), *head* (the first byte of a head arrived at `head_since`, the service has
@@ -263,8 +290,6 @@ struct ConnState {
     head_started: AtomicBool,
     head_since: AtomicU64,
     idle_since: AtomicU64,
-    /// Wakes the watchdog when the phase changes.
-    changed: Notify,
 }
 
 impl ConnState {
@@ -277,7 +302,6 @@ impl ConnState {
             head_started: AtomicBool::new(true),
             head_since: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
-            changed: Notify::new(),
         }
     }
 
@@ -295,7 +319,6 @@ impl ConnState {
         {
             self.head_since.store(self.now(), Ordering::Release);
             self.head_started.store(true, Ordering::Release);
-            self.changed.notify_one();
         }
     }
 
@@ -329,9 +352,6 @@ impl ConnState {
 struct RequestInProgress(Arc<ConnState>);
 
 impl RequestInProgress {
-    /// Not announced to the watchdog: a busy connection has no deadline, and a watchdog
-    /// still armed for the head finds that out when it fires (waking the connection's task
-    /// for it would re-poll the whole request on every call).
     fn begin(state: Arc<ConnState>) -> Self {
         state.in_flight.fetch_add(1, Ordering::AcqRel);
         state.head_started.store(false, Ordering::Release);
@@ -344,7 +364,6 @@ impl Drop for RequestInProgress {
         let state = &self.0;
         state.idle_since.store(state.now(), Ordering::Release);
         state.in_flight.fetch_sub(1, Ordering::AcqRel);
-        state.changed.notify_one();
     }
 }
 
