@@ -22,6 +22,9 @@ pub mod targets;
 pub mod telemetry;
 pub mod tls;
 
+/// What every outbound HTTP request names itself.
+pub const USER_AGENT: &str = concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION"));
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

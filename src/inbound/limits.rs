@@ -144,24 +144,19 @@ pub async fn http_metrics(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or("other", |p| p.as_str())
         .to_string();
-    measured(&method, &route, next.run(request)).await
+    measured(&method, route, next.run(request)).await
 }
 
 /// Handles one request, recording it in the HTTP server metrics under `route`.
 pub async fn measured(
     method: &http::Method,
-    route: &str,
+    route: String,
     handle: impl Future<Output = Response>,
 ) -> Response {
     let started = Instant::now();
     metrics().active_requests().inc();
     let response = handle.await;
     metrics().active_requests().dec();
-    metrics().http_request(
-        method,
-        route.to_string(),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    metrics().http_request(method, route, response.status().as_u16(), started.elapsed());
     response
 }

@@ -39,6 +39,7 @@ use http::header::{ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
+use tower::ServiceExt;
 use tracing::Instrument;
 
 use self::auth::{AuthError, Authenticator, WELL_KNOWN};
@@ -84,9 +85,8 @@ impl Endpoint {
             // and inline it would be copied each time an enclosing future moves.
             let handler = Box::pin(serve_mcp(&mcp.inbound, request));
             let handled = mcp.limits.bounded(&mcp.path, handler);
-            return limits::measured(&http::Method::POST, &mcp.path, handled).await;
+            return limits::measured(&http::Method::POST, mcp.path.clone(), handled).await;
         }
-        use tower::ServiceExt;
         self.router
             .oneshot(request.map(Body::new))
             .await

@@ -144,7 +144,7 @@ impl Authenticator {
         let http = crate::tls::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
-            .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::USER_AGENT)
             .build()?;
         let authorizers = config
             .authorizers
@@ -315,7 +315,7 @@ pub async fn probe_authorizer(
     let http = crate::tls::client_builder()
         .connect_timeout(timeout)
         .timeout(timeout)
-        .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))
+        .user_agent(crate::USER_AGENT)
         .build()
         .map_err(|e| e.to_string())?;
     let keys = IssuerKeys::new(config, http);

@@ -124,7 +124,7 @@ impl<K: ApiKind> ApiTarget<K> {
     pub fn new(config: &TargetConfig, kind: K) -> Self {
         let fetcher = crate::tls::client_builder()
             .connect_timeout(config.connect_timeout())
-            .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::USER_AGENT)
             .build()
             .unwrap_or_default();
         Self {

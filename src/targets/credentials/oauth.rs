@@ -95,7 +95,7 @@ impl ClientCredentials {
         let client = crate::tls::client_builder()
             .connect_timeout(connect_timeout)
             .timeout(request_timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::USER_AGENT)
             .build()?;
         let scopes = config.scopes.join(" ");
         let description = format!(

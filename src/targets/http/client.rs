@@ -25,8 +25,6 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::targets::FailureKind;
 
-/// What every outbound request names itself.
-pub const USER_AGENT_VALUE: &str = concat!("mcp-sidecar/", env!("CARGO_PKG_VERSION"));
 /// Idle upstream connections are closed after this long.
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
@@ -52,7 +50,7 @@ impl UpstreamClient {
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(POOL_IDLE)
-            .user_agent(USER_AGENT_VALUE)
+            .user_agent(crate::USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let direct = (!proxy_configured()).then(|| {
@@ -94,7 +92,7 @@ impl UpstreamClient {
         // What reqwest adds to every request.
         let headers = request.headers_mut();
         if !headers.contains_key(USER_AGENT) {
-            headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+            headers.insert(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
         }
         if !headers.contains_key(ACCEPT) {
             headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
@@ -158,7 +156,7 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 /// `e`'s causes, outermost first (": a: b"): the clients' own messages stop at "client
 /// error (Connect)", while the reason (connection refused, an untrusted certificate, DNS)
 /// is further down the chain.
-pub fn causes(e: &dyn std::error::Error) -> String {
+fn causes(e: &dyn std::error::Error) -> String {
     let mut out = String::new();
     let mut next = e.source();
     while let Some(cause) = next {

@@ -20,9 +20,7 @@ use http::header::AUTHORIZATION;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub use self::client::{
-    BodyError, HttpResponse, USER_AGENT_VALUE as USER_AGENT, UpstreamClient, redirect_hint,
-};
+pub use self::client::{BodyError, HttpResponse, UpstreamClient, redirect_hint};
 use super::credentials::{CredentialProvider, Refusal};
 use super::error::{ERROR_BODY_QUOTE, quote};
 use super::{FailureKind, TargetError};

@@ -116,7 +116,7 @@ impl StreamableHttp {
         wire: Option<&Wire<Option<HeaderValue>>>,
         accept: &'static str,
         body: Option<Bytes>,
-    ) -> Result<reqwest::Request, TargetError> {
+    ) -> reqwest::Request {
         // Built directly rather than through `RequestBuilder`: with room for every header
         // it will carry (signatures and 2026-07-28 headers included), so none of the
         // inserts on the way out grows the map.
@@ -124,10 +124,7 @@ impl StreamableHttp {
         let headers = request.headers_mut();
         headers.reserve(16);
         headers.insert(ACCEPT, HeaderValue::from_static(accept));
-        headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static(crate::targets::http::USER_AGENT),
-        );
+        headers.insert(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
         if let Some(body) = body {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             *request.body_mut() = Some(body.into());
@@ -139,7 +136,7 @@ impl StreamableHttp {
             }
             headers.insert(PROTOCOL_HEADER, wire.protocol_version.clone());
         }
-        Ok(request)
+        request
     }
 }
 
@@ -251,7 +248,7 @@ impl Transport for StreamableHttp {
             out.wire,
             "application/json, text/event-stream",
             Some(out.body),
-        )?;
+        );
         let modern = out.wire.is_some_and(Wire::is_modern);
         if modern {
             // 2026-07-28: the method, name and annotated arguments travel as headers too,
@@ -327,7 +324,7 @@ impl Transport for StreamableHttp {
             wire,
             "application/json, text/event-stream",
             Some(body),
-        )?;
+        );
         let response = self.sender.send(request, deadline, what).await?;
         if !response.status().is_success() {
             return Err(self.sender.status_error(response, what, "").await);
@@ -343,7 +340,7 @@ impl Transport for StreamableHttp {
         if wire.link.is_none() {
             return Ok(StreamEnd::Unsupported);
         }
-        let request = self.request(http::Method::GET, Some(wire), "text/event-stream", None)?;
+        let request = self.request(http::Method::GET, Some(wire), "text/event-stream", None);
         let (mut response, _) = self.sender.send_once(request).await?;
         match response.status() {
             http::StatusCode::METHOD_NOT_ALLOWED => return Ok(StreamEnd::Unsupported),
@@ -380,9 +377,7 @@ impl Transport for StreamableHttp {
         if wire.link.is_none() {
             return;
         }
-        let Ok(request) = self.request(http::Method::DELETE, Some(wire), "*/*", None) else {
-            return;
-        };
+        let request = self.request(http::Method::DELETE, Some(wire), "*/*", None);
         match tokio::time::timeout(Duration::from_secs(2), self.sender.send_once(request)).await {
             Ok(Ok((response, _))) => {
                 tracing::debug!(endpoint = %self.display_url, status = %response.status(), "closed upstream session")
