@@ -83,7 +83,7 @@ pub fn check_request(
     meta: Option<&Map<String, Value>>,
     name: Option<&str>,
 ) -> Result<Version, RpcError> {
-    let header = header_str(headers, PROTOCOL_HEADER)?;
+    let header = header_str(headers, &PROTOCOL_HEADER)?;
     let from_meta = meta
         .and_then(|m| m.get(META_PROTOCOL_VERSION))
         .and_then(Value::as_str);
@@ -94,7 +94,7 @@ pub fn check_request(
             "MCP-Protocol-Version header ({h}) does not match _meta protocolVersion ({m})"
         )));
     }
-    let sent_method = header_str(headers, METHOD_HEADER)?;
+    let sent_method = header_str(headers, &METHOD_HEADER)?;
     if let Some(sent) = sent_method
         && sent != method
     {
@@ -102,8 +102,8 @@ pub fn check_request(
             "Mcp-Method header `{sent}` does not match body method `{method}`"
         )));
     }
-    let sent_name = header_str(headers, NAME_HEADER)?
-        .map(|sent| decode_header_value(sent).ok_or_else(|| bad_encoding(NAME_HEADER)))
+    let sent_name = header_str(headers, &NAME_HEADER)?
+        .map(|sent| decode_header_value(sent).ok_or_else(|| bad_encoding(NAME_HEADER.as_str())))
         .transpose()?;
     if let (Some(sent), Some(name)) = (&sent_name, name)
         && sent != name
@@ -184,7 +184,10 @@ fn missing_meta(what: &str) -> RpcError {
     .with_status(StatusCode::BAD_REQUEST)
 }
 
-pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, RpcError> {
+pub fn header_str<K>(headers: &HeaderMap, name: K) -> Result<Option<&str>, RpcError>
+where
+    K: http::header::AsHeaderName + Copy + std::fmt::Display,
+{
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);

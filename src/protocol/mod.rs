@@ -2,6 +2,8 @@
 //! the notifications that mean "list again". One place, so the inbound endpoint and the
 //! upstream clients never disagree about them.
 
+use http::HeaderName;
+
 /// Every version the sidecar speaks, oldest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &[
     "2024-11-05",
@@ -38,11 +40,12 @@ pub const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 /// Prefix of the `_meta` keys the protocol itself defines (per-request, per-hop).
 pub const META_PROTOCOL_PREFIX: &str = "io.modelcontextprotocol/";
 
-/// HTTP headers of the streamable-HTTP transport (lower case, as `http` stores them).
-pub const PROTOCOL_HEADER: &str = "mcp-protocol-version";
-pub const SESSION_HEADER: &str = "mcp-session-id";
-pub const METHOD_HEADER: &str = "mcp-method";
-pub const NAME_HEADER: &str = "mcp-name";
+/// HTTP headers of the streamable-HTTP transport. Parsed names: a lookup by `&str` would
+/// parse and validate the name again on every request.
+pub const PROTOCOL_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
+pub const METHOD_HEADER: HeaderName = HeaderName::from_static("mcp-method");
+pub const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
 
 /// JSON-RPC's own error codes.
 pub const PARSE_ERROR: i64 = -32700;
