@@ -23,7 +23,7 @@
 //! no handle threaded through every constructor.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
@@ -171,17 +171,26 @@ pub struct Metrics {
 /// The bounded set of tool names that have their own label value, by target (looked up
 /// by `&str`, with no key built per request).
 struct ToolLabels {
-    admitted: RwLock<HashMap<String, HashSet<String>>>,
+    admitted: RwLock<HashMap<String, HashMap<String, OkSeries>>>,
     count: AtomicUsize,
     max: AtomicUsize,
 }
 
+/// An admitted tool's series for a `tools/call` that succeeded, the commonest observation:
+/// kept as handles, so observing one builds no labels and looks up no family (issue 15's
+/// profile). Filled on first use, so a series appears only once it has been observed.
+#[derive(Default)]
+struct OkSeries {
+    server: OnceLock<Histogram>,
+    client: OnceLock<Histogram>,
+}
+
 impl ToolLabels {
     fn label(&self, target: &str, tool: &str) -> Cow<'static, str> {
-        let known = |admitted: &HashMap<String, HashSet<String>>| {
+        let known = |admitted: &HashMap<String, HashMap<String, OkSeries>>| {
             admitted
                 .get(target)
-                .is_some_and(|tools| tools.contains(tool))
+                .is_some_and(|tools| tools.contains_key(tool))
         };
         if known(&self.admitted.read().unwrap()) {
             return Cow::Owned(tool.to_string());
@@ -194,12 +203,33 @@ impl ToolLabels {
             admitted
                 .entry(target.to_string())
                 .or_default()
-                .insert(tool.to_string());
+                .insert(tool.to_string(), OkSeries::default());
             self.count.fetch_add(1, Ordering::Relaxed);
             Cow::Owned(tool.to_string())
         } else {
             Cow::Borrowed("other")
         }
+    }
+
+    /// Observes a successful call of an admitted tool on the series `pick` chooses
+    /// (created by `create` from the tool's label on first use). False when the tool has
+    /// not been admitted yet: the caller then takes the general path, which admits it.
+    fn observe_ok(
+        &self,
+        target: &str,
+        tool: &str,
+        pick: fn(&OkSeries) -> &OnceLock<Histogram>,
+        create: impl FnOnce(Cow<'static, str>) -> Histogram,
+        seconds: f64,
+    ) -> bool {
+        let admitted = self.admitted.read().unwrap();
+        let Some(series) = admitted.get(target).and_then(|tools| tools.get(tool)) else {
+            return false;
+        };
+        pick(series)
+            .get_or_init(|| create(Cow::Owned(tool.to_string())))
+            .observe(seconds);
+        true
     }
 }
 
@@ -333,6 +363,24 @@ impl Metrics {
         error_type: Option<Cow<'static, str>>,
         took: Duration,
     ) {
+        if let (Some((target, name)), None, "tools/call") = (tool, &error_type, method) {
+            let create = |tool| {
+                self.server_operations
+                    .get_or_create(&ServerOperation {
+                        mcp_method_name: "tools/call",
+                        gen_ai_tool_name: tool,
+                        error_type: Cow::Borrowed(""),
+                    })
+                    .clone()
+            };
+            let pick: fn(&OkSeries) -> &OnceLock<Histogram> = |series| &series.server;
+            if self
+                .tools
+                .observe_ok(target, name, pick, create, took.as_secs_f64())
+            {
+                return;
+            }
+        }
         let labels = ServerOperation {
             mcp_method_name: method_label(method),
             gen_ai_tool_name: tool.map_or(Cow::Borrowed(""), |(target, name)| {
@@ -354,6 +402,25 @@ impl Metrics {
         error_type: Option<Cow<'static, str>>,
         took: Duration,
     ) {
+        if let (Some(name), None, "tools/call") = (tool, &error_type, method) {
+            let create = |tool| {
+                self.client_operations
+                    .get_or_create(&ClientOperation {
+                        target: target.to_string(),
+                        mcp_method_name: "tools/call",
+                        gen_ai_tool_name: tool,
+                        error_type: Cow::Borrowed(""),
+                    })
+                    .clone()
+            };
+            let pick: fn(&OkSeries) -> &OnceLock<Histogram> = |series| &series.client;
+            if self
+                .tools
+                .observe_ok(target, name, pick, create, took.as_secs_f64())
+            {
+                return;
+            }
+        }
         let labels = ClientOperation {
             target: target.to_string(),
             mcp_method_name: method_label(method),
@@ -534,5 +601,44 @@ mod tests {
         );
         assert!(!text.contains("# EOF"));
         assert!(m.render(&[], true).ends_with("# EOF\n"));
+    }
+
+    /// Successful calls of admitted tools take the cached handles; what is exposed is the
+    /// same as through the families: one series per label set, every observation counted.
+    #[test]
+    fn cached_series_count_like_the_families() {
+        let m = Metrics::new();
+        m.set_max_tool_labels(1);
+        let took = Duration::from_millis(3);
+        for _ in 0..3 {
+            m.server_operation("tools/call", Some(("t", "echo")), None, took);
+            m.client_operation("t", "tools/call", Some("echo"), None, took);
+        }
+        m.server_operation(
+            "tools/call",
+            Some(("t", "echo")),
+            Some("-32602".into()),
+            took,
+        );
+        // Past the label bound: counted under `other`, never on the admitted tool's series.
+        m.server_operation("tools/call", Some(("t", "late")), None, took);
+        m.client_operation("t", "tools/call", Some("late"), None, took);
+        let text = m.render(&[], false);
+        for expected in [
+            r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="echo",error_type=""} 3"#,
+            r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="echo",error_type="-32602"} 1"#,
+            r#"mcp_server_operation_duration_seconds_count{mcp_method_name="tools/call",gen_ai_tool_name="other",error_type=""} 1"#,
+            r#"mcp_client_operation_duration_seconds_count{target="t",mcp_method_name="tools/call",gen_ai_tool_name="echo",error_type=""} 3"#,
+            r#"mcp_client_operation_duration_seconds_count{target="t",mcp_method_name="tools/call",gen_ai_tool_name="other",error_type=""} 1"#,
+        ] {
+            assert!(text.contains(expected), "missing {expected} in\n{text}");
+        }
+        let ok_series = text
+            .lines()
+            .filter(|l| {
+                l.contains("_count{") && l.contains(r#"gen_ai_tool_name="echo",error_type="""#)
+            })
+            .count();
+        assert_eq!(ok_series, 2, "one server and one client series:\n{text}");
     }
 }
