@@ -16,17 +16,21 @@ pub struct Accepts {
 
 impl Accepts {
     /// Every `Accept` header counts (as if joined by commas); media types compare without
-    /// regard to case. No `Accept` at all (or one empty header) means JSON.
+    /// regard to case, parameters (`;q=…`) aside. No `Accept` at all (or one empty header)
+    /// means JSON.
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let (mut values, mut empty, mut any, mut sse, mut json) = (0, true, false, false, false);
         for value in headers.get_all(http::header::ACCEPT) {
-            let Ok(text) = value.to_str() else { continue };
-            let text = text.as_bytes();
+            let text = value.as_bytes();
             values += 1;
             empty &= text.is_empty();
-            any |= contains_ignore_case(text, b"*/*");
-            sse |= contains_ignore_case(text, b"text/event-stream");
-            json |= contains_ignore_case(text, b"application/json");
+            for range in text.split(|b| *b == b',') {
+                let media_type = range.split(|b| *b == b';').next().unwrap_or_default();
+                let media_type = media_type.trim_ascii();
+                any |= media_type == b"*/*";
+                sse |= media_type.eq_ignore_ascii_case(b"text/event-stream");
+                json |= media_type.eq_ignore_ascii_case(b"application/json");
+            }
         }
         if values <= 1 && empty {
             return Self {
@@ -44,13 +48,6 @@ impl Accepts {
     pub fn sse_only(self) -> bool {
         self.sse && !self.json
     }
-}
-
-/// Whether `haystack` contains `needle` (lowercase ASCII), ignoring ASCII case.
-fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// One JSON-RPC answer as an HTTP response, in the framing the client asked for.
@@ -114,5 +111,14 @@ mod tests {
         h.insert(http::header::ACCEPT, "text/html".parse().unwrap());
         let neither = Accepts::from_headers(&h);
         assert!(!neither.sse && !neither.json);
+        // Media ranges, not substrings: parameters are set aside, look-alikes do not count.
+        h.insert(
+            http::header::ACCEPT,
+            "application/json-seq, text/html;q=0.5,Text/Event-Stream ;q=0.9"
+                .parse()
+                .unwrap(),
+        );
+        let ranges = Accepts::from_headers(&h);
+        assert!(ranges.sse_only());
     }
 }
