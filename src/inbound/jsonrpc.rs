@@ -85,9 +85,10 @@ pub struct Request {
 }
 
 #[derive(Deserialize)]
-struct Envelope {
-    #[serde(default)]
-    jsonrpc: Option<String>,
+struct Envelope<'a> {
+    /// Borrowed: it is only compared, and nearly always has no escapes.
+    #[serde(default, borrow)]
+    jsonrpc: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, deserialize_with = "present")]
     id: Option<Box<RawValue>>,
     #[serde(default)]
