@@ -210,10 +210,14 @@ impl Connection {
         let watchdog = tokio::time::sleep_until(Instant::now());
         tokio::pin!(watchdog);
         let mut armed = None;
+        let poll_again = PollAgain::new();
         loop {
             let mut stopping = std::pin::pin!(stop.changed());
             let event = std::future::poll_fn(|cx| {
-                if connection.as_mut().poll(cx).is_ready() {
+                if poll_again
+                    .poll(cx, |cx| connection.as_mut().poll(cx))
+                    .is_ready()
+                {
                     return Poll::Ready(Event::Closed);
                 }
                 loop {
@@ -263,6 +267,85 @@ impl Connection {
                     connection.as_mut().graceful_shutdown();
                 }
             }
+        }
+    }
+}
+
+/// Polls the connection again at once when it is woken while being polled, instead of
+/// leaving that to tokio.
+///
+/// hyper hands a request's body to the handler through a channel whose sender, the
+/// connection, is woken each time the handler takes a chunk. The handler runs inside the
+/// connection's task, so every request woke its own task; tokio requeues a task that wakes
+/// itself behind a wake-up of an idle worker (two `futex` calls per request with one client,
+/// issue 15). Here the connection is polled with a waker of its own: a wake that arrives
+/// while it is being polled only marks it for another poll; any other wake goes to the task.
+/// (Hand-written: neither tokio nor futures offers this.)
+struct PollAgain {
+    state: Arc<PollAgainState>,
+    waker: std::task::Waker,
+}
+
+#[derive(Default)]
+struct PollAgainState {
+    task: futures_util::task::AtomicWaker,
+    /// [`IDLE`], [`POLLING`] or [`WOKEN`] (woken while polling).
+    phase: std::sync::atomic::AtomicU8,
+}
+
+const IDLE: u8 = 0;
+const POLLING: u8 = 1;
+const WOKEN: u8 = 2;
+/// Polls in a row before the task yields to the others (as hyper's own loop does), unless
+/// tokio's budget for this task runs out first.
+const MAX_POLLS_IN_A_ROW: usize = 16;
+
+impl PollAgain {
+    fn new() -> Self {
+        let state = Arc::new(PollAgainState::default());
+        Self {
+            waker: std::task::Waker::from(state.clone()),
+            state,
+        }
+    }
+
+    fn poll<T>(
+        &self,
+        cx: &mut Context<'_>,
+        mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        self.state.task.register(cx.waker());
+        let mut own = Context::from_waker(&self.waker);
+        for _ in 0..MAX_POLLS_IN_A_ROW {
+            self.state.phase.store(POLLING, Ordering::SeqCst);
+            let polled = poll(&mut own);
+            // A wake after this swap finds the phase idle and goes to the task.
+            if self.state.phase.swap(IDLE, Ordering::SeqCst) != WOKEN || polled.is_ready() {
+                return polled;
+            }
+            // Out of tokio's budget, the connection's resources would only refuse again.
+            if !tokio::task::coop::has_budget_remaining() {
+                break;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl std::task::Wake for PollAgainState {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let woken_while_polling =
+            self.phase
+                .compare_exchange(POLLING, WOKEN, Ordering::SeqCst, Ordering::SeqCst);
+        if let Err(phase) = woken_while_polling
+            && phase == IDLE
+        {
+            self.task.wake();
         }
     }
 }
@@ -415,5 +498,68 @@ impl AsyncWrite for Tracked {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts the wakes that reach the task.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl std::task::Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn wakes_during_a_poll_are_answered_by_polling_again() {
+        let task = Arc::new(Counting::default());
+        let task_waker = std::task::Waker::from(task.clone());
+        let mut cx = Context::from_waker(&task_waker);
+        let poll_again = PollAgain::new();
+
+        // Woken twice from inside its own poll, then done: three polls, no wake to the task.
+        let mut polls = 0;
+        let polled = poll_again.poll(&mut cx, |inner| {
+            polls += 1;
+            if polls < 3 {
+                inner.waker().wake_by_ref();
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        });
+        assert!(polled.is_ready());
+        assert_eq!(polls, 3);
+        assert_eq!(task.0.load(Ordering::SeqCst), 0);
+
+        // A waker kept from the poll and used afterwards (I/O, another task) wakes the task.
+        let mut kept = None;
+        let polled = poll_again.poll(&mut cx, |inner| {
+            kept = Some(inner.waker().clone());
+            Poll::<()>::Pending
+        });
+        assert!(polled.is_pending());
+        kept.unwrap().wake();
+        assert_eq!(task.0.load(Ordering::SeqCst), 1);
+
+        // A future that never stops waking itself gets its turn bounded, then yields.
+        let mut polls = 0;
+        let polled = poll_again.poll(&mut cx, |inner| {
+            polls += 1;
+            inner.waker().wake_by_ref();
+            Poll::<()>::Pending
+        });
+        assert!(polled.is_pending());
+        assert_eq!(polls, MAX_POLLS_IN_A_ROW);
+        assert_eq!(
+            task.0.load(Ordering::SeqCst),
+            2,
+            "yielded through the task's waker"
+        );
     }
 }
