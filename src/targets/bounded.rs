@@ -41,17 +41,27 @@ fn error_type(outcome: &Result<Reply, TargetError>) -> Option<Cow<'static, str>>
                 .and_then(|p| p.code)
                 .map_or(Cow::Borrowed("jsonrpc_error"), jsonrpc_error_type),
         ),
-        // Most results carry no `isError` at all: no need to read them through then (a key
-        // spelled with escapes still is, `\u…` being the only way to write it otherwise).
-        Ok(Reply::Result(raw)) if !raw.get().contains("isError") && !raw.get().contains("\\u") => {
-            None
-        }
+        // Most results carry no `isError`, or `"isError":false`: no need to read them through
+        // then (a key spelled with escapes still is, `\u…` being the only way to write it
+        // otherwise).
+        Ok(Reply::Result(raw)) if never_true(raw.get()) && !raw.get().contains("\\u") => None,
         Ok(Reply::Result(raw)) => serde_json::from_str::<Probe>(raw.get())
             .ok()
             .and_then(|p| p.is_error)
             .filter(|e| *e)
             .map(|_| Cow::Borrowed("tool_error")),
     }
+}
+
+/// Whether every `"isError"` in `result` is a key set to `false` (or there is none), so the
+/// result's own `isError` cannot be `true`. Anything else (`true`, a string that spells the
+/// key) is left to the parser.
+fn never_true(result: &str) -> bool {
+    result.match_indices(r#""isError""#).all(|(at, key)| {
+        let rest = result[at + key.len()..].trim_start();
+        rest.strip_prefix(':')
+            .is_some_and(|value| value.trim_start().starts_with("false"))
+    })
 }
 
 pub struct Bounded {
@@ -164,5 +174,40 @@ impl Target for Bounded {
 
     fn watch_resources(&self, uris: Vec<String>) -> BoxFuture<'_, ()> {
         self.inner.watch_resources(uris)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    fn of_result(result: &str) -> Option<Cow<'static, str>> {
+        error_type(&Ok(Reply::Result(
+            RawValue::from_string(result.to_string()).unwrap(),
+        )))
+    }
+
+    #[test]
+    fn tool_errors_are_told_from_results() {
+        let tool_error = Some(Cow::Borrowed("tool_error"));
+        assert_eq!(of_result(r#"{"content":[]}"#), None);
+        assert_eq!(of_result(r#"{"content":[],"isError":false}"#), None);
+        assert_eq!(of_result(r#"{"content":[], "isError" :	false }"#), None);
+        assert_eq!(of_result(r#"{"content":[],"isError":true}"#), tool_error);
+        assert_eq!(of_result(r#"{"isError" : true,"content":[]}"#), tool_error);
+        // Nested keys are not the result's own; the parser decides when in doubt.
+        assert_eq!(
+            of_result(r#"{"structuredContent":{"isError":true},"content":[],"isError":false}"#),
+            None
+        );
+        assert_eq!(
+            of_result(r#"{"content":[{"type":"text","text":"isError"}],"isError":true}"#),
+            tool_error
+        );
+        assert_eq!(
+            of_result(r#"{"content":[],"\u0069sError":true}"#),
+            tool_error
+        );
     }
 }
