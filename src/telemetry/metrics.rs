@@ -211,25 +211,31 @@ impl ToolLabels {
         }
     }
 
-    /// Observes a successful call of an admitted tool on the series `pick` chooses
-    /// (created by `create` from the tool's label on first use). False when the tool has
-    /// not been admitted yet: the caller then takes the general path, which admits it.
-    fn observe_ok(
+    /// Observes `seconds` for a call of `tool` on `family`, under the labels `labels` builds
+    /// from the tool's label. With `cached` (a successful call), an admitted tool's series
+    /// handle is kept in the [`OkSeries`] field it picks, made on first use: observing it
+    /// then builds no labels and looks up no family (issue 15's profile).
+    fn observe<L: Clone + std::hash::Hash + Eq>(
         &self,
-        target: &str,
-        tool: &str,
-        pick: fn(&OkSeries) -> &OnceLock<Histogram>,
-        create: impl FnOnce(Cow<'static, str>) -> Histogram,
+        family: &Histograms<L>,
+        (target, tool): (&str, &str),
+        cached: Option<fn(&OkSeries) -> &OnceLock<Histogram>>,
+        labels: impl FnOnce(Cow<'static, str>) -> L,
         seconds: f64,
-    ) -> bool {
-        let admitted = self.admitted.read().unwrap();
-        let Some(series) = admitted.get(target).and_then(|tools| tools.get(tool)) else {
-            return false;
-        };
-        pick(series)
-            .get_or_init(|| create(Cow::Owned(tool.to_string())))
+    ) {
+        if let Some(pick) = cached {
+            let admitted = self.admitted.read().unwrap();
+            if let Some(series) = admitted.get(target).and_then(|tools| tools.get(tool)) {
+                let label = Cow::Owned(tool.to_string());
+                pick(series)
+                    .get_or_init(|| family.get_or_create(&labels(label)).clone())
+                    .observe(seconds);
+                return;
+            }
+        }
+        family
+            .get_or_create(&labels(self.label(target, tool)))
             .observe(seconds);
-        true
     }
 }
 
@@ -363,34 +369,24 @@ impl Metrics {
         error_type: Option<Cow<'static, str>>,
         took: Duration,
     ) {
-        if let (Some((target, name)), None, "tools/call") = (tool, &error_type, method) {
-            let create = |tool| {
-                self.server_operations
-                    .get_or_create(&ServerOperation {
-                        mcp_method_name: "tools/call",
-                        gen_ai_tool_name: tool,
-                        error_type: Cow::Borrowed(""),
-                    })
-                    .clone()
-            };
-            let pick: fn(&OkSeries) -> &OnceLock<Histogram> = |series| &series.server;
-            if self
-                .tools
-                .observe_ok(target, name, pick, create, took.as_secs_f64())
-            {
-                return;
-            }
-        }
-        let labels = ServerOperation {
+        let cached: Option<fn(&OkSeries) -> &OnceLock<Histogram>> =
+            (error_type.is_none() && method == "tools/call").then_some(|series| &series.server);
+        let labels = |gen_ai_tool_name| ServerOperation {
             mcp_method_name: method_label(method),
-            gen_ai_tool_name: tool.map_or(Cow::Borrowed(""), |(target, name)| {
-                self.tools.label(target, name)
-            }),
+            gen_ai_tool_name,
             error_type: error_type.unwrap_or(Cow::Borrowed("")),
         };
-        self.server_operations
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+        let seconds = took.as_secs_f64();
+        match tool {
+            Some(tool) => {
+                self.tools
+                    .observe(&self.server_operations, tool, cached, labels, seconds)
+            }
+            None => self
+                .server_operations
+                .get_or_create(&labels(Cow::Borrowed("")))
+                .observe(seconds),
+        }
     }
 
     /// One request relayed to `target`.
@@ -402,34 +398,28 @@ impl Metrics {
         error_type: Option<Cow<'static, str>>,
         took: Duration,
     ) {
-        if let (Some(name), None, "tools/call") = (tool, &error_type, method) {
-            let create = |tool| {
-                self.client_operations
-                    .get_or_create(&ClientOperation {
-                        target: target.to_string(),
-                        mcp_method_name: "tools/call",
-                        gen_ai_tool_name: tool,
-                        error_type: Cow::Borrowed(""),
-                    })
-                    .clone()
-            };
-            let pick: fn(&OkSeries) -> &OnceLock<Histogram> = |series| &series.client;
-            if self
-                .tools
-                .observe_ok(target, name, pick, create, took.as_secs_f64())
-            {
-                return;
-            }
-        }
-        let labels = ClientOperation {
+        let cached: Option<fn(&OkSeries) -> &OnceLock<Histogram>> =
+            (error_type.is_none() && method == "tools/call").then_some(|series| &series.client);
+        let labels = |gen_ai_tool_name| ClientOperation {
             target: target.to_string(),
             mcp_method_name: method_label(method),
-            gen_ai_tool_name: tool.map_or(Cow::Borrowed(""), |t| self.tools.label(target, t)),
+            gen_ai_tool_name,
             error_type: error_type.unwrap_or(Cow::Borrowed("")),
         };
-        self.client_operations
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+        let seconds = took.as_secs_f64();
+        match tool {
+            Some(tool) => self.tools.observe(
+                &self.client_operations,
+                (target, tool),
+                cached,
+                labels,
+                seconds,
+            ),
+            None => self
+                .client_operations
+                .get_or_create(&labels(Cow::Borrowed("")))
+                .observe(seconds),
+        }
     }
 
     /// `route` is the matched route template (a fixed set) or `other`.
