@@ -1,9 +1,9 @@
 //! The HTTP client under every target's requests ([`UpstreamClient`]).
 //!
-//! Requests go straight to the target on hyper-util's pooled HTTP/1.1 client, the client
-//! reqwest itself is built on. reqwest runs each request through a redirect policy, a retry
-//! layer and proxy matching, and parses its URL twice: about 25,000 instructions per call,
-//! more than the relay's own work (issue 15's callgrind profile). reqwest stays what kinds
+//! Requests go straight to the target on hyper's HTTP/1.1 connections, kept alive in
+//! [`super::pool`]. reqwest runs each request through a redirect policy, a retry layer and
+//! proxy matching, and parses its URL twice: about 25,000 instructions per call, more than
+//! the relay's own work (issue 15's callgrind profile). reqwest stays what kinds
 //! build requests with (`RequestBuilder`: queries, JSON bodies) and what credential
 //! providers sign, and it carries the requests when the environment names an HTTP proxy
 //! (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, with `NO_PROXY`): it implements proxying
@@ -19,22 +19,19 @@ use bytes::Bytes;
 use http::header::{ACCEPT, LOCATION, USER_AGENT};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::body::Body as _;
 
+use super::pool::{Lease, Pool};
 use crate::targets::FailureKind;
 
 /// Idle upstream connections are closed after this long.
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
-type Direct = Client<hyper_rustls::HttpsConnector<HttpConnector>, reqwest::Body>;
-
 pub struct UpstreamClient {
     /// Builds requests; sends them when a proxy is configured.
     reqwest: reqwest::Client,
     /// `None` when the environment configures a proxy.
-    direct: Option<Direct>,
+    direct: Option<std::sync::Arc<Pool>>,
 }
 
 /// A request that got no answer: why, in words that name the endpoint (never its query).
@@ -53,12 +50,8 @@ impl UpstreamClient {
             .user_agent(crate::USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let direct = (!proxy_configured()).then(|| {
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(POOL_IDLE)
-                .pool_timer(TokioTimer::new())
-                .build(crate::tls::https_connector(connect_timeout))
-        });
+        let direct = (!proxy_configured())
+            .then(|| Pool::new(crate::tls::https_connector(connect_timeout), POOL_IDLE));
         Ok(Self { reqwest, direct })
     }
 
@@ -76,6 +69,7 @@ impl UpstreamClient {
                     Ok(HttpResponse {
                         head,
                         body: Body::Proxied(body),
+                        lease: None,
                     })
                 }
                 Err(e) => {
@@ -98,13 +92,17 @@ impl UpstreamClient {
             headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
         }
         let uri = request.uri().clone();
-        match direct.request(request).await {
-            Ok(response) => {
+        match direct.send(request).await {
+            Ok((response, lease)) => {
                 let (head, body) = response.into_parts();
-                Ok(HttpResponse {
+                let mut response = HttpResponse {
                     head,
                     body: Body::Direct(body),
-                })
+                    lease: Some(lease),
+                };
+                // An answer without a body (202 to a notification) frees its connection now.
+                response.release_if_read();
+                Ok(response)
             }
             Err(e) => Err(send_error(&printable_uri(&uri), &e)),
         }
@@ -184,11 +182,21 @@ fn printable_uri(uri: &http::Uri) -> String {
 pub struct HttpResponse {
     head: http::response::Parts,
     body: Body,
+    /// The pooled connection the answer arrives on, returned once the body has been read
+    /// whole (an answer dropped half-read closes it).
+    lease: Option<Lease>,
 }
 
 enum Body {
     Direct(hyper::body::Incoming),
     Proxied(reqwest::Body),
+}
+
+impl Drop for HttpResponse {
+    fn drop(&mut self) {
+        // Its last data read but not its end (a reader that stopped at a limit, say).
+        self.release_if_read();
+    }
 }
 
 /// The body of an answer broke off (connection lost, malformed chunking).
@@ -216,6 +224,16 @@ impl HttpResponse {
         &self.head.headers
     }
 
+    /// Returns the connection to the pool when nothing of the answer is left to read.
+    fn release_if_read(&mut self) {
+        if let Body::Direct(body) = &self.body
+            && body.is_end_stream()
+            && let Some(lease) = self.lease.take()
+        {
+            lease.release();
+        }
+    }
+
     /// The next piece of the body; `None` at its end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
         loop {
@@ -230,7 +248,13 @@ impl HttpResponse {
                     .map(|f| f.map_err(|e| BodyError::new(&e))),
             };
             match frame {
-                None => return Ok(None),
+                None => {
+                    // Read whole: the connection can carry another request.
+                    if let Some(lease) = self.lease.take() {
+                        lease.release();
+                    }
+                    return Ok(None);
+                }
                 Some(Err(e)) => return Err(e),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data()

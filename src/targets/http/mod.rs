@@ -11,6 +11,7 @@
 //! request, body included; the caller's own token is never an input here.
 
 pub mod client;
+pub mod pool;
 pub mod retry;
 
 use std::time::Duration;

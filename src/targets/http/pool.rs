@@ -1,0 +1,269 @@
+//! The direct client's upstream connections ([`super::client`]): idle HTTP/1.1 connections
+//! kept per origin, the most recently used taken first.
+//!
+//! Written here rather than using hyper-util's pooled `Client`: its per-request work (the
+//! pool key hashed with SipHash three times, the checkout raced against a connect, the Host
+//! header rebuilt through `format!`) cost about 5,000 instructions per relayed call in
+//! issue 15's callgrind profile, a twentieth of the sidecar's. A target talks to one origin
+//! (an API target to a few), so a short list and a stack of idle connections serve. What
+//! hyper-util does that matters is kept:
+//! - a connection is reused only once its previous answer was read whole;
+//! - a request that a reused connection dropped before sending any of it (the server closed
+//!   the idle connection meanwhile) is sent again on another, then on a fresh one;
+//! - idle connections are not reused after `idle_timeout`;
+//! - the request goes out in origin form with a Host header (default ports left out).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::header::HOST;
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower::ServiceExt;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Sender = http1::SendRequest<reqwest::Body>;
+
+/// At most this many idle connections are kept per origin; more are closed when returned.
+const MAX_IDLE_PER_ORIGIN: usize = 256;
+
+pub struct Pool {
+    connector: Connector,
+    idle_timeout: Duration,
+    origins: Mutex<Vec<Origin>>,
+}
+
+struct Origin {
+    scheme: Scheme,
+    authority: Authority,
+    /// Oldest first; taken from the end.
+    idle: Vec<(Sender, Instant)>,
+}
+
+/// A connection in use. Returned to the pool with [`Lease::release`] once its answer has
+/// been read whole; dropped otherwise, which closes it.
+pub struct Lease {
+    pool: Arc<Pool>,
+    origin: (Scheme, Authority),
+    sender: Sender,
+}
+
+impl Lease {
+    pub fn release(self) {
+        self.pool.put(self.origin, self.sender);
+    }
+}
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum PoolError {
+    /// The URI names no origin to connect to.
+    NotAbsolute,
+    Connect(Box<dyn std::error::Error + Send + Sync>),
+    Handshake(hyper::Error),
+    Send(hyper::Error),
+}
+
+impl std::fmt::Display for PoolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PoolError::NotAbsolute => "the request URI names no host",
+            PoolError::Connect(_) => "cannot connect",
+            PoolError::Handshake(_) => "the connection failed as it opened",
+            PoolError::Send(_) => "the request failed",
+        })
+    }
+}
+
+impl std::error::Error for PoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PoolError::NotAbsolute => None,
+            PoolError::Connect(e) => Some(e.as_ref()),
+            PoolError::Handshake(e) | PoolError::Send(e) => Some(e),
+        }
+    }
+}
+
+impl Pool {
+    pub fn new(connector: Connector, idle_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            connector,
+            idle_timeout,
+            origins: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Sends `request` (absolute URI) on an idle connection to its origin, or a new one.
+    /// The lease comes back with the answer's head; the body is still being read.
+    pub async fn send(
+        self: &Arc<Self>,
+        mut request: Request<reqwest::Body>,
+    ) -> Result<(Response<Incoming>, Lease), PoolError> {
+        let uri = request.uri().clone();
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(PoolError::NotAbsolute);
+        };
+        if !request.headers().contains_key(HOST) {
+            request.headers_mut().insert(HOST, host_header(&uri));
+        }
+        *request.uri_mut() = origin_form(&uri);
+        let origin = (scheme.clone(), authority.clone());
+        loop {
+            let (mut sender, reused) = match self.take_idle(&origin).await {
+                Some(sender) => (sender, true),
+                // Boxed: a cold path whose large future would otherwise be part of (and
+                // copied with) every request's, the search embedder's included.
+                None => (Box::pin(self.connect(&uri)).await?, false),
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    let lease = Lease {
+                        pool: self.clone(),
+                        origin,
+                        sender,
+                    };
+                    return Ok((response, lease));
+                }
+                Err(mut failed) => match failed.take_message() {
+                    // Nothing was sent: the idle connection had been closed meanwhile.
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(PoolError::Send(failed.into_error())),
+                },
+            }
+        }
+    }
+
+    /// The most recently used idle connection to `origin` that is still open.
+    async fn take_idle(&self, origin: &(Scheme, Authority)) -> Option<Sender> {
+        loop {
+            let (mut sender, since) = {
+                let mut origins = self.origins.lock().expect("pool lock");
+                let entry = origins
+                    .iter_mut()
+                    .find(|o| o.scheme == origin.0 && o.authority == origin.1)?;
+                entry.idle.pop()?
+            };
+            if since.elapsed() > self.idle_timeout {
+                // The rest of the stack is older still.
+                self.drop_idle(origin);
+                return None;
+            }
+            if sender.is_closed() {
+                continue;
+            }
+            // Returned after its answer was read: ready at once, or as soon as the
+            // connection's task has seen that answer end.
+            if sender.is_ready() || sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    /// Closes every idle connection to `origin` (the newest outlived the idle timeout).
+    fn drop_idle(&self, origin: &(Scheme, Authority)) {
+        let mut origins = self.origins.lock().expect("pool lock");
+        origins.retain(|o| !(o.scheme == origin.0 && o.authority == origin.1));
+    }
+
+    async fn connect(&self, uri: &Uri) -> Result<Sender, PoolError> {
+        let io = self
+            .connector
+            .clone()
+            .oneshot(uri.clone())
+            .await
+            .map_err(PoolError::Connect)?;
+        let (sender, connection) = http1::handshake(io).await.map_err(PoolError::Handshake)?;
+        // Ends when the connection closes, or once its sender is dropped and idle.
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("upstream connection closed: {e}");
+            }
+        });
+        Ok(sender)
+    }
+
+    fn put(&self, (scheme, authority): (Scheme, Authority), sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut origins = self.origins.lock().expect("pool lock");
+        let at = match origins
+            .iter()
+            .position(|o| o.scheme == scheme && o.authority == authority)
+        {
+            Some(at) => at,
+            None => {
+                origins.push(Origin {
+                    scheme,
+                    authority,
+                    idle: Vec::new(),
+                });
+                origins.len() - 1
+            }
+        };
+        let idle = &mut origins[at].idle;
+        let now = Instant::now();
+        // Connections left below the ones in use expire here (oldest first).
+        let expired = idle
+            .iter()
+            .take_while(|(_, since)| now.duration_since(*since) > self.idle_timeout)
+            .count();
+        idle.drain(..expired);
+        if idle.len() < MAX_IDLE_PER_ORIGIN {
+            idle.push((sender, now));
+        }
+    }
+}
+
+/// The Host header for `uri`: its host, and its port unless the scheme's default.
+fn host_header(uri: &Uri) -> HeaderValue {
+    let host = uri.host().unwrap_or_default();
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let value = match uri.port_u16() {
+        Some(port) if port != default_port => HeaderValue::from_str(&format!("{host}:{port}")),
+        _ => HeaderValue::from_str(host),
+    };
+    value.unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// `uri`'s path and query alone, as an HTTP/1.1 request line carries them.
+fn origin_form(uri: &Uri) -> Uri {
+    match uri.path_and_query() {
+        Some(path) if path.as_str() != "/" => {
+            let mut parts = http::uri::Parts::default();
+            parts.path_and_query = Some(path.clone());
+            Uri::from_parts(parts).expect("a path and query make a URI")
+        }
+        _ => Uri::from_static("/"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_headers_leave_default_ports_out() {
+        let host = |u: &str| host_header(&u.parse().unwrap());
+        assert_eq!(host("http://127.0.0.1:8080/mcp"), "127.0.0.1:8080");
+        assert_eq!(host("http://h.example:80/mcp"), "h.example");
+        assert_eq!(host("https://h.example:443/mcp"), "h.example");
+        assert_eq!(host("https://h.example:80/mcp"), "h.example:80");
+        assert_eq!(host("https://h.example/mcp"), "h.example");
+    }
+
+    #[test]
+    fn requests_go_out_in_origin_form() {
+        let form = |u: &str| origin_form(&u.parse().unwrap()).to_string();
+        assert_eq!(form("http://h.example:9/mcp?key=1"), "/mcp?key=1");
+        assert_eq!(form("http://h.example:9/"), "/");
+        assert_eq!(form("http://h.example:9"), "/");
+    }
+}
