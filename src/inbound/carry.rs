@@ -492,14 +492,14 @@ fn retry_params(params: &str, responses: Map<String, Value>, state: Option<Strin
 
 /// Which carrier a call needs: parking for a 2026-07-28 caller of a legacy upstream,
 /// asking for a legacy caller whose session declared what it can answer (on an event
-/// stream), else direct.
+/// stream), else direct. `binding` is the 2026-07-28 caller's (none for legacy callers).
 pub fn carrier_for(
     relay: &Relay,
     target: usize,
     operation: Operation,
     client: &crate::targets::ClientContext,
     sse: bool,
-    binding: Binding,
+    binding: Option<Binding>,
 ) -> Carrier {
     if !matches!(
         operation,
@@ -511,10 +511,9 @@ pub fn carrier_for(
         let legacy_upstream = relay.store.raw_listing(target).is_some_and(|l| {
             !l.protocol_version.is_empty() && !crate::protocol::is_modern(&l.protocol_version)
         });
-        return if legacy_upstream {
-            Carrier::Parking(binding)
-        } else {
-            Carrier::Direct
+        return match binding {
+            Some(binding) if legacy_upstream => Carrier::Parking(binding),
+            _ => Carrier::Direct,
         };
     }
     match &client.capabilities {

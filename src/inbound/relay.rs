@@ -138,21 +138,21 @@ async fn relay_to(
     (target, key, original, exposed): (usize, &str, &str, &str),
     headers: Vec<(String, String)>,
 ) -> Result<Answer, Failure> {
-    let binding = binding(&call, target, exposed);
-    let render = Render::new(&call, exposed, Some(binding.clone()));
+    // Only 2026-07-28 callers have request states (MRTR) to bind.
+    let binding = call.version.modern.then(|| binding(&call, target, exposed));
+    let render = Render::new(&call, exposed, binding.clone());
     let Call {
         relay,
         mut params,
         client,
-        version,
         accepts,
         ..
     } = call;
-    if version.modern
-        && let Some(parked) = mrtr::open_retry(&mut params, &relay.sealer, &binding)?
+    if let Some(binding) = &binding
+        && let Some(parked) = mrtr::open_retry(&mut params, &relay.sealer, binding)?
     {
         let responses = params.members.get("inputResponses");
-        return carry::resume(relay, &parked, responses, render, binding).await;
+        return carry::resume(relay, &parked, responses, render, binding.clone()).await;
     }
     let carrier = carry::carrier_for(relay, target, operation, &client, accepts.sse, binding);
     let (params, meta) = params.into_upstream(key, original);

@@ -10,7 +10,10 @@
 //! and gets its trace span.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
+
+use memchr::memmem;
 
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -44,7 +47,7 @@ fn error_type(outcome: &Result<Reply, TargetError>) -> Option<Cow<'static, str>>
         // Most results carry no `isError`, or `"isError":false`: no need to read them through
         // then (a key spelled with escapes still is, `\u…` being the only way to write it
         // otherwise).
-        Ok(Reply::Result(raw)) if never_true(raw.get()) && !raw.get().contains("\\u") => None,
+        Ok(Reply::Result(raw)) if never_true(raw.get()) && !has_escape(raw.get()) => None,
         Ok(Reply::Result(raw)) => serde_json::from_str::<Probe>(raw.get())
             .ok()
             .and_then(|p| p.is_error)
@@ -57,11 +60,23 @@ fn error_type(outcome: &Result<Reply, TargetError>) -> Option<Cow<'static, str>>
 /// result's own `isError` cannot be `true`. Anything else (`true`, a string that spells the
 /// key) is left to the parser.
 fn never_true(result: &str) -> bool {
-    result.match_indices(r#""isError""#).all(|(at, key)| {
-        let rest = result[at + key.len()..].trim_start();
+    // memchr's searchers, built once: `str::match_indices` sets one up per call, which
+    // cost more than the scan of a small result.
+    static KEY: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(IS_ERROR_KEY));
+    KEY.find_iter(result.as_bytes()).all(|at| {
+        let rest = result[at + IS_ERROR_KEY.len()..].trim_start();
         rest.strip_prefix(':')
             .is_some_and(|value| value.trim_start().starts_with("false"))
     })
+}
+
+const IS_ERROR_KEY: &str = r#""isError""#;
+
+/// Whether `result` has a `\u` escape (which could spell the key).
+fn has_escape(result: &str) -> bool {
+    static ESCAPE: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("\\u"));
+    ESCAPE.find(result.as_bytes()).is_some()
 }
 
 pub struct Bounded {
