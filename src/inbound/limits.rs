@@ -14,7 +14,7 @@
 //! Health, readiness and metrics endpoints are outside the in-flight bound, so probes
 //! answer while the sidecar is saturated.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http_body_util::BodyExt;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::Semaphore;
 
 use crate::live::Shared;
@@ -144,19 +145,27 @@ pub async fn http_metrics(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or("other", |p| p.as_str())
         .to_string();
-    measured(&method, route, next.run(request)).await
+    measured(&method, &route, None, next.run(request)).await
 }
 
-/// Handles one request, recording it in the HTTP server metrics under `route`.
+/// Handles one request, recording it in the HTTP server metrics under `route`. `ok` keeps
+/// the handle of the route's 200 series, for a caller that answers most requests so.
 pub async fn measured(
     method: &http::Method,
-    route: String,
+    route: &str,
+    ok: Option<&OnceLock<Histogram>>,
     handle: impl Future<Output = Response>,
 ) -> Response {
     let started = Instant::now();
     metrics().active_requests().inc();
     let response = handle.await;
     metrics().active_requests().dec();
-    metrics().http_request(method, route, response.status().as_u16(), started.elapsed());
+    let status = response.status().as_u16();
+    match ok {
+        Some(ok) if status == 200 => ok
+            .get_or_init(|| metrics().http_request_series(method, route, status))
+            .observe(started.elapsed().as_secs_f64()),
+        _ => metrics().http_request(method, route, status, started.elapsed()),
+    }
     response
 }

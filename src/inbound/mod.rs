@@ -75,20 +75,33 @@ struct McpPost {
     path: String,
     inbound: Arc<Inbound>,
     limits: Arc<limits::Limits>,
+    /// The path's series of 200 answers in `http.server.request.duration`.
+    ok: std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl Endpoint {
-    pub async fn handle(self, request: http::Request<hyper::body::Incoming>) -> Response {
+    /// Answers `request`, which arrived from `peer`.
+    pub async fn handle(
+        self,
+        request: http::Request<hyper::body::Incoming>,
+        peer: std::net::SocketAddr,
+    ) -> Response {
         let mcp = &self.mcp;
         if request.method() == http::Method::POST && request.uri().path() == mcp.path {
             // Boxed, as axum boxes its handlers: the handler's state machine is tens of KB,
             // and inline it would be copied each time an enclosing future moves.
             let handler = Box::pin(serve_mcp(&mcp.inbound, request));
             let handled = mcp.limits.bounded(&mcp.path, handler);
-            return limits::measured(&http::Method::POST, mcp.path.clone(), handled).await;
+            return limits::measured(&http::Method::POST, &mcp.path, Some(&mcp.ok), handled).await;
         }
+        // The peer for the admin routes (`ConnectInfo`); the MCP path above has no use for
+        // it, and an extension costs a map allocated per request.
+        let mut request = request.map(Body::new);
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         self.router
-            .oneshot(request.map(Body::new))
+            .oneshot(request)
             .await
             .unwrap_or_else(|never: std::convert::Infallible| match never {})
     }
@@ -157,6 +170,7 @@ pub fn endpoint(
             path: config.path.clone(),
             inbound: state,
             limits,
+            ok: std::sync::OnceLock::new(),
         }),
         router: router.layer(axum::middleware::from_fn(limits::http_metrics)),
     }
@@ -204,7 +218,7 @@ where
         &headers,
         inbound.max_body_bytes,
         inbound.body_read_timeout,
-        inbound.shared.draining(),
+        &inbound.shared,
     )
     .await
     {
@@ -229,8 +243,8 @@ where
                 let name = name.filter(|_| method == "tools/call")?;
                 let catalog = inbound.relay.store.snapshot();
                 let entry = catalog.tools.lookup(&name)?;
-                let target = inbound.relay.targets.get(entry.target)?.name().to_string();
-                Some((target, name))
+                let target = inbound.relay.targets.get(entry.target)?;
+                Some((target.clone(), name))
             };
             // The span needs the name before the call; without tracing it is taken from
             // the handler, which reads the params anyway.
@@ -275,7 +289,7 @@ where
             metrics().server_operation(
                 &method,
                 tool.as_ref()
-                    .map(|(target, name)| (target.as_str(), name.as_str())),
+                    .map(|(target, name)| (target.name(), name.as_str())),
                 error_type,
                 started.elapsed(),
             );
@@ -394,7 +408,7 @@ async fn read_body<B>(
     headers: &HeaderMap,
     limit: usize,
     timeout: Duration,
-    mut draining: tokio::sync::watch::Receiver<bool>,
+    shared: &Shared,
 ) -> Result<bytes::Bytes, RpcError>
 where
     B: hyper::body::Body<Data = bytes::Bytes>,
@@ -420,7 +434,7 @@ where
     let first = std::future::poll_fn(|cx| std::task::Poll::Ready(reading.as_mut().poll(cx))).await;
     let collected = match first {
         std::task::Poll::Ready(collected) => Ok(collected),
-        std::task::Poll::Pending => wait_for_body(reading, timeout, &mut draining).await?,
+        std::task::Poll::Pending => wait_for_body(reading, timeout, &mut shared.draining()).await?,
     };
     let collected = collected.map_err(|_| {
         RpcError::new(

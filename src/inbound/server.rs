@@ -32,7 +32,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -179,12 +178,11 @@ impl Connection {
         });
         let endpoints = self.endpoints.clone();
         let peer = self.peer;
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let in_progress = RequestInProgress::begin(state.clone());
-            request.extensions_mut().insert(ConnectInfo(peer));
             let endpoint = endpoints();
             async move {
-                let response = endpoint.handle(request).await;
+                let response = endpoint.handle(request, peer).await;
                 // The request counts as in progress until its body has been sent.
                 Ok::<_, Infallible>(response.map(|body| {
                     Body::new(body.map_frame(move |frame| {

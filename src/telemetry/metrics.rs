@@ -423,7 +423,20 @@ impl Metrics {
     }
 
     /// `route` is the matched route template (a fixed set) or `other`.
-    pub fn http_request(&self, method: &http::Method, route: String, status: u16, took: Duration) {
+    pub fn http_request(&self, method: &http::Method, route: &str, status: u16, took: Duration) {
+        self.http_request_series(method, route, status)
+            .observe(took.as_secs_f64());
+    }
+
+    /// The `http.server.request.duration` series of one method, route and status, as a
+    /// handle: a caller that keeps it observes without building labels or looking up the
+    /// family (the MCP path's answers, nearly all 200; issue 15's profile).
+    pub fn http_request_series(
+        &self,
+        method: &http::Method,
+        route: &str,
+        status: u16,
+    ) -> Histogram {
         let method = match *method {
             http::Method::GET => "GET",
             http::Method::POST => "POST",
@@ -436,10 +449,10 @@ impl Metrics {
         self.http_requests
             .get_or_create(&HttpServerRequest {
                 http_request_method: method,
-                http_route: route,
+                http_route: route.to_string(),
                 http_response_status_code: status,
             })
-            .observe(took.as_secs_f64());
+            .clone()
     }
 
     pub fn active_requests(&self) -> &Gauge {
