@@ -247,7 +247,147 @@ fn origin_form(uri: &Uri) -> Uri {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
+
+    /// A plain HTTP/1.1 server on 127.0.0.1 that answers every request `ok` and counts the
+    /// connections it accepts; with `close_idle`, it closes a connection that long after
+    /// each answer (as servers with a short keep-alive timeout do).
+    async fn upstream(close_idle: Option<Duration>) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.clear();
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                        if let Some(after) = close_idle {
+                            tokio::time::sleep(after).await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    fn pool() -> Arc<Pool> {
+        Pool::new(
+            crate::tls::https_connector(Duration::from_secs(2)),
+            Duration::from_secs(90),
+        )
+    }
+
+    fn get(url: &str) -> Request<reqwest::Body> {
+        Request::get(url).body(reqwest::Body::from("")).unwrap()
+    }
+
+    /// Sends a GET and reads the answer whole; returns the body and the lease.
+    async fn fetch(pool: &Arc<Pool>, url: &str) -> (Vec<u8>, Lease) {
+        let (response, lease) = pool.send(get(url)).await.expect("an answer");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (body.to_vec(), lease)
+    }
+
+    #[tokio::test]
+    async fn a_connection_read_whole_is_reused() {
+        let (url, accepted) = upstream(None).await;
+        let pool = pool();
+        for _ in 0..3 {
+            let (body, lease) = fetch(&pool, &url).await;
+            assert_eq!(body, b"ok");
+            lease.release();
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_not_returned_is_not_reused() {
+        let (url, accepted) = upstream(None).await;
+        let pool = pool();
+        let (_, lease) = fetch(&pool, &url).await;
+        drop(lease);
+        let (body, lease) = fetch(&pool, &url).await;
+        assert_eq!(body, b"ok");
+        lease.release();
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_while_idle_is_replaced() {
+        let (url, accepted) = upstream(Some(Duration::from_millis(20))).await;
+        let pool = pool();
+        for _ in 0..3 {
+            let (body, lease) = fetch(&pool, &url).await;
+            assert_eq!(body, b"ok");
+            lease.release();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_expire() {
+        let (url, accepted) = upstream(None).await;
+        let pool = Pool::new(
+            crate::tls::https_connector(Duration::from_secs(2)),
+            Duration::from_millis(50),
+        );
+        let (_, lease) = fetch(&pool, &url).await;
+        lease.release();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let (body, lease) = fetch(&pool, &url).await;
+        assert_eq!(body, b"ok");
+        lease.release();
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn answers_read_through_the_client_free_their_connection() {
+        let (url, accepted) = upstream(None).await;
+        let client = super::super::UpstreamClient::new(Duration::from_secs(2)).unwrap();
+        for _ in 0..3 {
+            let request = reqwest::Request::new(http::Method::GET, url.parse().unwrap());
+            let mut response = client.execute(request).await.unwrap();
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.unwrap() {
+                body.extend_from_slice(&chunk);
+            }
+            assert_eq!(body, b"ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_says_so() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        drop(listener);
+        let error = pool().send(get(&url)).await.err().expect("refused");
+        assert!(matches!(error, PoolError::Connect(_)), "{error:?}");
+        let cause = std::error::Error::source(&error).unwrap().to_string();
+        assert!(!cause.is_empty());
+    }
 
     #[test]
     fn host_headers_leave_default_ports_out() {
