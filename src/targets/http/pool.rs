@@ -29,6 +29,8 @@ type Sender = http1::SendRequest<reqwest::Body>;
 
 /// At most this many idle connections are kept per origin; more are closed when returned.
 const MAX_IDLE_PER_ORIGIN: usize = 256;
+/// Origins remembered per pool (a target has one, an API target a few).
+const MAX_ORIGINS: usize = 64;
 
 pub struct Pool {
     connector: Connector,
@@ -39,6 +41,8 @@ pub struct Pool {
 struct Origin {
     scheme: Scheme,
     authority: Authority,
+    /// The Host header its requests carry.
+    host: HeaderValue,
     /// Oldest first; taken from the end.
     idle: Vec<(Sender, Instant)>,
 }
@@ -107,13 +111,15 @@ impl Pool {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(PoolError::NotAbsolute);
         };
+        let origin = (scheme.clone(), authority.clone());
+        let (host, newest) = self.at_origin(&origin, &uri, |o| (o.host.clone(), o.idle.pop()));
         if !request.headers().contains_key(HOST) {
-            request.headers_mut().insert(HOST, host_header(&uri));
+            request.headers_mut().insert(HOST, host);
         }
         *request.uri_mut() = origin_form(&uri);
-        let origin = (scheme.clone(), authority.clone());
+        let mut idle = self.usable(&origin, newest).await;
         loop {
-            let (mut sender, reused) = match self.take_idle(&origin).await {
+            let (mut sender, reused) = match idle {
                 Some(sender) => (sender, true),
                 // Boxed: a cold path whose large future would otherwise be part of (and
                 // copied with) every request's, the search embedder's included.
@@ -130,43 +136,85 @@ impl Pool {
                 }
                 Err(mut failed) => match failed.take_message() {
                     // Nothing was sent: the idle connection had been closed meanwhile.
-                    Some(unsent) if reused => request = unsent,
+                    Some(unsent) if reused => {
+                        request = unsent;
+                        let next = self.at_origin(&origin, &uri, |o| o.idle.pop());
+                        idle = self.usable(&origin, next).await;
+                    }
                     _ => return Err(PoolError::Send(failed.into_error())),
                 },
             }
         }
     }
 
-    /// The most recently used idle connection to `origin` that is still open.
-    async fn take_idle(&self, origin: &(Scheme, Authority)) -> Option<Sender> {
-        loop {
-            let (mut sender, since) = {
-                let mut origins = self.origins.lock().expect("pool lock");
-                let entry = origins
-                    .iter_mut()
-                    .find(|o| o.scheme == origin.0 && o.authority == origin.1)?;
-                entry.idle.pop()?
-            };
+    /// Runs `f` on `origin`'s entry, made on first use (with `uri`'s Host header).
+    fn at_origin<R>(
+        &self,
+        (scheme, authority): &(Scheme, Authority),
+        uri: &Uri,
+        f: impl FnOnce(&mut Origin) -> R,
+    ) -> R {
+        let mut origins = self.origins.lock().expect("pool lock");
+        let at = match origins
+            .iter()
+            .position(|o| o.scheme == *scheme && o.authority == *authority)
+        {
+            Some(at) => at,
+            None => {
+                if origins.len() >= MAX_ORIGINS {
+                    // The oldest entry goes, with its idle connections.
+                    origins.remove(0);
+                }
+                origins.push(Origin {
+                    scheme: scheme.clone(),
+                    authority: authority.clone(),
+                    host: host_header(uri),
+                    idle: Vec::new(),
+                });
+                origins.len() - 1
+            }
+        };
+        f(&mut origins[at])
+    }
+
+    /// The first still open of `newest` and the idle connections under it.
+    async fn usable(
+        &self,
+        origin: &(Scheme, Authority),
+        mut newest: Option<(Sender, Instant)>,
+    ) -> Option<Sender> {
+        while let Some((mut sender, since)) = newest {
             if since.elapsed() > self.idle_timeout {
                 // The rest of the stack is older still.
                 self.drop_idle(origin);
                 return None;
             }
-            if sender.is_closed() {
-                continue;
-            }
             // Returned after its answer was read: ready at once, or as soon as the
             // connection's task has seen that answer end.
-            if sender.is_ready() || sender.ready().await.is_ok() {
+            if !sender.is_closed() && (sender.is_ready() || sender.ready().await.is_ok()) {
                 return Some(sender);
             }
+            newest = self.with_known(origin, |o| o.idle.pop()).flatten();
         }
+        None
+    }
+
+    /// Runs `f` on `origin`'s entry, if there is one.
+    fn with_known<R>(
+        &self,
+        (scheme, authority): &(Scheme, Authority),
+        f: impl FnOnce(&mut Origin) -> R,
+    ) -> Option<R> {
+        let mut origins = self.origins.lock().expect("pool lock");
+        origins
+            .iter_mut()
+            .find(|o| o.scheme == *scheme && o.authority == *authority)
+            .map(f)
     }
 
     /// Closes every idle connection to `origin` (the newest outlived the idle timeout).
     fn drop_idle(&self, origin: &(Scheme, Authority)) {
-        let mut origins = self.origins.lock().expect("pool lock");
-        origins.retain(|o| !(o.scheme == origin.0 && o.authority == origin.1));
+        self.with_known(origin, |o| o.idle.clear());
     }
 
     async fn connect(&self, uri: &Uri) -> Result<Sender, PoolError> {
@@ -186,36 +234,24 @@ impl Pool {
         Ok(sender)
     }
 
-    fn put(&self, (scheme, authority): (Scheme, Authority), sender: Sender) {
+    fn put(&self, origin: (Scheme, Authority), sender: Sender) {
         if sender.is_closed() {
             return;
         }
-        let mut origins = self.origins.lock().expect("pool lock");
-        let at = match origins
-            .iter()
-            .position(|o| o.scheme == scheme && o.authority == authority)
-        {
-            Some(at) => at,
-            None => {
-                origins.push(Origin {
-                    scheme,
-                    authority,
-                    idle: Vec::new(),
-                });
-                origins.len() - 1
+        let idle_timeout = self.idle_timeout;
+        self.with_known(&origin, |o| {
+            let now = Instant::now();
+            // Connections left below the ones in use expire here (oldest first).
+            let expired = o
+                .idle
+                .iter()
+                .take_while(|(_, since)| now.duration_since(*since) > idle_timeout)
+                .count();
+            o.idle.drain(..expired);
+            if o.idle.len() < MAX_IDLE_PER_ORIGIN {
+                o.idle.push((sender, now));
             }
-        };
-        let idle = &mut origins[at].idle;
-        let now = Instant::now();
-        // Connections left below the ones in use expire here (oldest first).
-        let expired = idle
-            .iter()
-            .take_while(|(_, since)| now.duration_since(*since) > self.idle_timeout)
-            .count();
-        idle.drain(..expired);
-        if idle.len() < MAX_IDLE_PER_ORIGIN {
-            idle.push((sender, now));
-        }
+        });
     }
 }
 
