@@ -194,7 +194,7 @@ async fn lifecycle(
             connections = open,
             "shutdown grace ran out with requests in flight; answering them with an error"
         );
-        live.shared.abort_in_flight();
+        server.abort_in_flight();
         let open = server
             .drain(last_call.max(Duration::from_millis(200)))
             .await;

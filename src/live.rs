@@ -58,7 +58,6 @@ pub type ConfigSource = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Syn
 pub struct Shared {
     draining: AtomicBool,
     drain: watch::Sender<bool>,
-    abort: watch::Sender<bool>,
     status: Mutex<ConfigStatus>,
 }
 
@@ -82,7 +81,6 @@ impl Shared {
         Arc::new(Self {
             draining: AtomicBool::new(false),
             drain: watch::channel(false).0,
-            abort: watch::channel(false).0,
             status: Mutex::new(ConfigStatus {
                 file,
                 generation: 0,
@@ -107,16 +105,6 @@ impl Shared {
     /// Resolves when shutdown begins (long-lived streams end then).
     pub fn draining(&self) -> watch::Receiver<bool> {
         self.drain.subscribe()
-    }
-
-    /// The grace is over: requests still being handled are answered with an error now.
-    pub fn abort_in_flight(&self) {
-        let _ = self.abort.send(true);
-    }
-
-    /// Resolves when [`Self::abort_in_flight`] has been called.
-    pub fn aborted(&self) -> watch::Receiver<bool> {
-        self.abort.subscribe()
     }
 
     pub fn config_status(&self) -> ConfigStatus {

@@ -15,6 +15,7 @@
 //! answer while the sidecar is saturated.
 
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -27,7 +28,7 @@ use http_body_util::BodyExt;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::Semaphore;
 
-use crate::live::Shared;
+use super::server::{ABORTING, ServerPhase};
 use crate::telemetry::metrics;
 
 /// Marks a response that is a long-lived stream (`subscriptions/listen`) rather than the
@@ -54,15 +55,13 @@ pub fn long_lived(
 pub struct Limits {
     permits: Arc<Semaphore>,
     retry_after_secs: u64,
-    shared: Arc<Shared>,
 }
 
 impl Limits {
-    pub fn new(max_in_flight: usize, retry_after_secs: u64, shared: Arc<Shared>) -> Arc<Self> {
+    pub fn new(max_in_flight: usize, retry_after_secs: u64) -> Arc<Self> {
         Arc::new(Self {
             permits: Arc::new(Semaphore::new(max_in_flight)),
             retry_after_secs,
-            shared,
         })
     }
 }
@@ -90,13 +89,22 @@ pub async fn in_flight(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
-    limits.bounded(&path, next.run(request)).await
+    // Put there by `Endpoint::handle` for the router's requests.
+    let phase = request.extensions().get::<Arc<ServerPhase>>().cloned();
+    let phase = phase.unwrap_or_default();
+    limits.bounded(&path, &phase, next.run(request)).await
 }
 
 impl Limits {
     /// Handles one request within the in-flight bound (see the module docs); `path` names it
-    /// in the log when the shutdown grace runs out.
-    pub async fn bounded(&self, path: &str, handle: impl Future<Output = Response>) -> Response {
+    /// in the log when the shutdown grace runs out, which `phase` says. (The connection's
+    /// task is woken when the phase moves on, and polls the request again.)
+    pub async fn bounded(
+        &self,
+        path: &str,
+        phase: &ServerPhase,
+        handle: impl Future<Output = Response>,
+    ) -> Response {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             let mut response = refusal(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -109,32 +117,40 @@ impl Limits {
                 .insert(CONNECTION, http::HeaderValue::from_static("close"));
             return response;
         };
-        let mut aborted = self.shared.aborted();
-        tokio::select! {
-            response = handle => {
-                if response.extensions().get::<LongLived>().is_some() {
-                    return response;
-                }
-                // The permit is released when the body has been sent.
-                response.map(|body| Body::new(body.map_frame(move |frame| {
-                    let _ = &permit;
-                    frame
-                })))
+        let mut handle = std::pin::pin!(handle);
+        let answered = std::future::poll_fn(|cx| {
+            if phase.get() >= ABORTING {
+                return Poll::Ready(None);
             }
-            _ = aborted.wait_for(|stop| *stop) => {
-                tracing::warn!(path, "shutdown grace ran out: answering a request still in flight with an error");
-                let mut response = refusal(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "mcp-sidecar is shutting down and did not finish this request within its shutdown grace; \
-                     it may or may not have reached its target",
-                    None,
-                );
-                response
-                    .headers_mut()
-                    .insert(CONNECTION, http::HeaderValue::from_static("close"));
-                response
-            }
+            handle.as_mut().poll(cx).map(Some)
+        })
+        .await;
+        let Some(response) = answered else {
+            tracing::warn!(
+                path,
+                "shutdown grace ran out: answering a request still in flight with an error"
+            );
+            let mut response = refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "mcp-sidecar is shutting down and did not finish this request within its shutdown grace; \
+                 it may or may not have reached its target",
+                None,
+            );
+            response
+                .headers_mut()
+                .insert(CONNECTION, http::HeaderValue::from_static("close"));
+            return response;
+        };
+        if response.extensions().get::<LongLived>().is_some() {
+            return response;
         }
+        // The permit is released when the body has been sent.
+        response.map(|body| {
+            Body::new(body.map_frame(move |frame| {
+                let _ = &permit;
+                frame
+            }))
+        })
     }
 }
 

@@ -80,26 +80,28 @@ struct McpPost {
 }
 
 impl Endpoint {
-    /// Answers `request`, which arrived from `peer`.
+    /// Answers `request`, which arrived from `peer` at a server in `phase`.
     pub async fn handle(
         self,
         request: http::Request<hyper::body::Incoming>,
         peer: std::net::SocketAddr,
+        phase: Arc<server::ServerPhase>,
     ) -> Response {
         let mcp = &self.mcp;
         if request.method() == http::Method::POST && request.uri().path() == mcp.path {
             // Boxed, as axum boxes its handlers: the handler's state machine is tens of KB,
             // and inline it would be copied each time an enclosing future moves.
             let handler = Box::pin(serve_mcp(&mcp.inbound, request));
-            let handled = mcp.limits.bounded(&mcp.path, handler);
+            let handled = mcp.limits.bounded(&mcp.path, &phase, handler);
             return limits::measured(&http::Method::POST, &mcp.path, Some(&mcp.ok), handled).await;
         }
-        // The peer for the admin routes (`ConnectInfo`); the MCP path above has no use for
-        // it, and an extension costs a map allocated per request.
+        // The peer for the admin routes (`ConnectInfo`) and the phase for the in-flight
+        // bound: the MCP path above is given both directly, as an extension costs a map
+        // allocated per request.
         let mut request = request.map(Body::new);
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
+        let extensions = request.extensions_mut();
+        extensions.insert(axum::extract::ConnectInfo(peer));
+        extensions.insert(phase);
         self.router
             .oneshot(request)
             .await
@@ -117,11 +119,7 @@ pub fn endpoint(
     let config = &full.inbound;
     let admin_config = &full.admin;
     let metadata_routes = auth.is_some();
-    let limits = limits::Limits::new(
-        config.max_in_flight,
-        config.retry_after_secs,
-        shared.clone(),
-    );
+    let limits = limits::Limits::new(config.max_in_flight, config.retry_after_secs);
     let admin = admin_config.enabled.then(|| {
         admin::routes(relay.clone(), admin_config).route_layer(
             axum::middleware::from_fn_with_state(limits.clone(), limits::in_flight),

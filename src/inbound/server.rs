@@ -27,7 +27,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
 use super::Endpoint;
@@ -71,7 +71,7 @@ impl ConnectionLimits {
 
 /// A running listener.
 pub struct Server {
-    stop: watch::Sender<bool>,
+    phase: Arc<ServerPhase>,
     /// Closed once the accept loop and every connection task have ended.
     finished: mpsc::Receiver<()>,
     open: Arc<AtomicUsize>,
@@ -79,19 +79,19 @@ pub struct Server {
 
 /// Starts accepting on `listener`.
 pub fn spawn(listener: TcpListener, endpoints: EndpointSource, limits: ConnectionLimits) -> Server {
-    let (stop, stop_rx) = watch::channel(false);
+    let phase = Arc::new(ServerPhase::default());
     let (alive, finished) = mpsc::channel::<()>(1);
     let open = Arc::new(AtomicUsize::new(0));
     tokio::spawn(accept_loop(
         listener,
         endpoints,
         limits,
-        stop_rx,
+        phase.clone(),
         alive,
         open.clone(),
     ));
     Server {
-        stop,
+        phase,
         finished,
         open,
     }
@@ -101,9 +101,106 @@ impl Server {
     /// Stops accepting and closes connections that have no request in progress; waits up to
     /// `grace` for the others to finish theirs. Returns how many connections are still open.
     pub async fn drain(&mut self, grace: Duration) -> usize {
-        let _ = self.stop.send(true);
+        self.phase.advance(DRAINING);
         let _ = tokio::time::timeout(grace, self.finished.recv()).await;
         self.open.load(Ordering::SeqCst)
+    }
+
+    /// The shutdown grace is over: requests still being handled are answered with an error
+    /// now ([`super::limits::Limits::bounded`]).
+    pub fn abort_in_flight(&self) {
+        self.phase.advance(ABORTING);
+    }
+}
+
+impl Drop for Server {
+    /// Connections close at once, requests in progress or not (as when the process ends).
+    fn drop(&mut self) {
+        self.phase.advance(GONE);
+    }
+}
+
+/// Where the server is in its life, as its accept loop, connections and requests see it:
+/// read with one atomic load each time they are polled. A watch channel's `changed()` takes
+/// a mutex on every poll, and connections are polled several times per request (issue 15's
+/// profile). A task registers its waker once, for its life ([`PhaseWatch`]): a tokio task's
+/// waker stays the same from poll to poll.
+#[derive(Default)]
+pub struct ServerPhase {
+    phase: AtomicU8,
+    wakers: std::sync::Mutex<Vec<(u64, std::task::Waker)>>,
+    next_key: AtomicU64,
+}
+
+pub const RUNNING: u8 = 0;
+/// Not accepting; connections finish the request they have in progress.
+pub const DRAINING: u8 = 1;
+/// The grace ran out: requests still in progress are answered with an error.
+pub const ABORTING: u8 = 2;
+/// The server was dropped: connections close at once.
+const GONE: u8 = 3;
+
+impl ServerPhase {
+    pub fn get(&self) -> u8 {
+        self.phase.load(Ordering::SeqCst)
+    }
+
+    /// Moves to `phase` (never back) and wakes every task that watches.
+    fn advance(&self, phase: u8) {
+        self.phase.fetch_max(phase, Ordering::SeqCst);
+        for (_, waker) in self.wakers.lock().expect("phase lock").iter() {
+            waker.wake_by_ref();
+        }
+    }
+
+    fn watch(self: &Arc<Self>) -> PhaseWatch {
+        PhaseWatch {
+            server: self.clone(),
+            key: None,
+        }
+    }
+}
+
+/// One task's view of the [`ServerPhase`]; its waker is forgotten when this is dropped.
+struct PhaseWatch {
+    server: Arc<ServerPhase>,
+    key: Option<u64>,
+}
+
+impl PhaseWatch {
+    /// The phase now; the task is woken whenever it moves on.
+    fn poll(&mut self, cx: &Context<'_>) -> u8 {
+        if self.key.is_none() {
+            let key = self.server.next_key.fetch_add(1, Ordering::Relaxed);
+            let mut wakers = self.server.wakers.lock().expect("phase lock");
+            wakers.push((key, cx.waker().clone()));
+            self.key = Some(key);
+        }
+        // Read after registering: a move made before is seen here, one made after wakes.
+        self.server.get()
+    }
+
+    /// Waits until the phase is at least `phase`.
+    async fn reached(&mut self, phase: u8) {
+        std::future::poll_fn(|cx| {
+            if self.poll(cx) >= phase {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for PhaseWatch {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            let mut wakers = self.server.wakers.lock().expect("phase lock");
+            if let Some(at) = wakers.iter().position(|(k, _)| *k == key) {
+                wakers.swap_remove(at);
+            }
+        }
     }
 }
 
@@ -111,7 +208,7 @@ async fn accept_loop(
     listener: TcpListener,
     endpoints: EndpointSource,
     limits: ConnectionLimits,
-    mut stop: watch::Receiver<bool>,
+    phase: Arc<ServerPhase>,
     alive: mpsc::Sender<()>,
     open: Arc<AtomicUsize>,
 ) {
@@ -120,9 +217,10 @@ async fn accept_loop(
         "HTTP/1.1 503 Service Unavailable\r\nretry-after: {}\r\ncontent-type: text/plain\r\ncontent-length: 40\r\nconnection: close\r\n\r\nmcp-sidecar: too many open connections\n\n",
         limits.retry_after_secs
     );
+    let mut watch = phase.watch();
     loop {
         let accepted = tokio::select! {
-            _ = stop.changed() => break,
+            _ = watch.reached(DRAINING) => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -147,13 +245,13 @@ async fn accept_loop(
             peer,
             state: Arc::new(ConnState::new()),
         };
-        let stop = stop.clone();
+        let phase = phase.clone();
         let alive = alive.clone();
         let open = open.clone();
         tokio::spawn(async move {
             open.fetch_add(1, Ordering::SeqCst);
             metrics().open_connections().inc();
-            connection.run(stream, stop).await;
+            connection.run(stream, phase).await;
             metrics().open_connections().dec();
             open.fetch_sub(1, Ordering::SeqCst);
             drop((slot, alive));
@@ -170,7 +268,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, mut stop: watch::Receiver<bool>) {
+    async fn run(self, stream: TcpStream, phase: Arc<ServerPhase>) {
         let state = self.state.clone();
         let io = TokioIo::new(Tracked {
             inner: stream,
@@ -178,11 +276,13 @@ impl Connection {
         });
         let endpoints = self.endpoints.clone();
         let peer = self.peer;
+        let requests_phase = phase.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let in_progress = RequestInProgress::begin(state.clone());
             let endpoint = endpoints();
+            let phase = requests_phase.clone();
             async move {
-                let response = endpoint.handle(request, peer).await;
+                let response = endpoint.handle(request, peer, phase).await;
                 // The request counts as in progress until its body has been sent.
                 Ok::<_, Infallible>(response.map(|body| {
                     Body::new(body.map_frame(move |frame| {
@@ -196,10 +296,11 @@ impl Connection {
             .keep_alive(true)
             .serve_connection(io, service);
         tokio::pin!(connection);
-        let mut draining = *stop.borrow();
-        if draining {
+        let mut watch = phase.watch();
+        if phase.get() != RUNNING {
             return;
         }
+        let mut draining = false;
         // One timer for the connection's life. Its deadline only moves while the connection
         // is being polled (bytes read, a request begun or its answer sent all happen inside
         // hyper's poll), so it is re-armed right after each poll and nothing has to wake this
@@ -210,7 +311,6 @@ impl Connection {
         let mut armed = None;
         let poll_again = PollAgain::new();
         loop {
-            let mut stopping = std::pin::pin!(stop.changed());
             let event = std::future::poll_fn(|cx| {
                 if poll_again
                     .poll(cx, |cx| connection.as_mut().poll(cx))
@@ -235,9 +335,12 @@ impl Connection {
                     // Fired for a deadline that has moved since: arm the new one.
                     armed = None;
                 }
-                if !draining && let Poll::Ready(changed) = stopping.as_mut().poll(cx) {
+                // Also registers this task to be woken when the phase moves on (an abort
+                // included: the requests in progress read it when polled).
+                let phase = watch.poll(cx);
+                if !draining && phase >= DRAINING {
                     return Poll::Ready(Event::Stop {
-                        sender_gone: changed.is_err(),
+                        server_gone: phase == GONE,
                     });
                 }
                 Poll::Pending
@@ -254,9 +357,9 @@ impl Connection {
                     metrics().connection_closed("idle_timeout");
                     return;
                 }
-                Event::Stop { sender_gone } => {
+                Event::Stop { server_gone } => {
                     draining = true;
-                    if sender_gone || self.state.in_flight.load(Ordering::SeqCst) == 0 {
+                    if server_gone || self.state.in_flight.load(Ordering::SeqCst) == 0 {
                         // Idle or half-open: nothing started on it that could be lost.
                         metrics().connection_closed("shutdown");
                         return;
@@ -352,7 +455,7 @@ impl std::task::Wake for PollAgainState {
 enum Event {
     Closed,
     Expired(Expired),
-    Stop { sender_gone: bool },
+    Stop { server_gone: bool },
 }
 
 enum Expired {
@@ -502,6 +605,34 @@ impl AsyncWrite for Tracked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_phase_wakes_its_watchers_moves_only_forward_and_forgets_them() {
+        let phase = Arc::new(ServerPhase::default());
+        let waiting = tokio::spawn({
+            let phase = phase.clone();
+            async move { phase.watch().reached(ABORTING).await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(phase.wakers.lock().unwrap().len(), 1);
+        phase.advance(DRAINING);
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "woken, but not yet at the phase it waits for"
+        );
+        phase.advance(ABORTING);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("woken when the phase is reached")
+            .unwrap();
+        assert!(
+            phase.wakers.lock().unwrap().is_empty(),
+            "a watch ended forgets its waker"
+        );
+        phase.advance(DRAINING);
+        assert_eq!(phase.get(), ABORTING);
+    }
 
     /// Counts the wakes that reach the task.
     #[derive(Default)]
