@@ -32,6 +32,9 @@ pub struct UpstreamClient {
     reqwest: reqwest::Client,
     /// `None` when the environment configures a proxy.
     direct: Option<std::sync::Arc<Pool>>,
+    /// The URL last sent, as a `Uri`: a target sends to one URL (an API target to a few),
+    /// and parsing it for every request cost about 1,500 instructions.
+    last_uri: std::sync::Mutex<Option<(reqwest::Url, http::Uri)>>,
 }
 
 /// A request that got no answer: why, in words that name the endpoint (never its query).
@@ -52,7 +55,11 @@ impl UpstreamClient {
             .build()?;
         let direct = (!proxy_configured())
             .then(|| Pool::new(crate::tls::https_connector(connect_timeout), POOL_IDLE));
-        Ok(Self { reqwest, direct })
+        Ok(Self {
+            reqwest,
+            direct,
+            last_uri: Default::default(),
+        })
     }
 
     /// The reqwest client to build requests with (`client.post(url)…build()`).
@@ -78,11 +85,7 @@ impl UpstreamClient {
                 }
             };
         };
-        let mut request =
-            http::Request::<reqwest::Body>::try_from(request).map_err(|e| SendError {
-                kind: FailureKind::Unreachable,
-                message: format!("cannot build the request: {}", e.without_url()),
-            })?;
+        let mut request = self.to_http(request)?;
         // What reqwest adds to every request.
         let headers = request.headers_mut();
         if !headers.contains_key(USER_AGENT) {
@@ -106,6 +109,38 @@ impl UpstreamClient {
             }
             Err(e) => Err(send_error(&printable_uri(&uri), &e)),
         }
+    }
+}
+
+impl UpstreamClient {
+    /// `request` as hyper sends it (what reqwest's own conversion does, with the `Uri` of a
+    /// URL sent before reused).
+    fn to_http(
+        &self,
+        mut request: reqwest::Request,
+    ) -> Result<http::Request<reqwest::Body>, SendError> {
+        let uri = {
+            let mut last = self.last_uri.lock().expect("uri lock");
+            match &*last {
+                Some((url, uri)) if url == request.url() => uri.clone(),
+                _ => {
+                    let uri =
+                        http::Uri::try_from(request.url().as_str()).map_err(|e| SendError {
+                            kind: FailureKind::Unreachable,
+                            message: format!("cannot build the request: {e}"),
+                        })?;
+                    *last = Some((request.url().clone(), uri.clone()));
+                    uri
+                }
+            }
+        };
+        let body = (request.body_mut().take()).unwrap_or_else(|| Bytes::new().into());
+        let mut out = http::Request::new(body);
+        *out.method_mut() = request.method().clone();
+        *out.uri_mut() = uri;
+        *out.version_mut() = request.version();
+        *out.headers_mut() = std::mem::take(request.headers_mut());
+        Ok(out)
     }
 }
 
@@ -294,6 +329,34 @@ mod tests {
         assert_eq!(printable_uri(&uri), "https://h.example:8443/mcp");
         let uri: http::Uri = "http://127.0.0.1:9/".parse().unwrap();
         assert_eq!(printable_uri(&uri), "http://127.0.0.1:9/");
+    }
+
+    #[test]
+    fn requests_keep_their_own_url_when_the_last_one_is_reused() {
+        let client = UpstreamClient::new(Duration::from_secs(1)).unwrap();
+        let request = |url: &str| {
+            let mut request = reqwest::Request::new(http::Method::POST, url.parse().unwrap());
+            request
+                .headers_mut()
+                .insert(ACCEPT, HeaderValue::from_static("application/json"));
+            *request.body_mut() = Some(Bytes::from_static(b"{}").into());
+            request
+        };
+        for url in [
+            "http://127.0.0.1:9/mcp",
+            "http://127.0.0.1:9/mcp",
+            "http://127.0.0.1:9/other?q=1",
+            "http://127.0.0.1:9/mcp",
+        ] {
+            let converted = client.to_http(request(url)).unwrap();
+            assert_eq!(converted.uri(), url);
+            assert_eq!(converted.method(), http::Method::POST);
+            assert_eq!(converted.headers()[ACCEPT], "application/json");
+            assert_eq!(
+                hyper::body::Body::size_hint(converted.body()).exact(),
+                Some(2)
+            );
+        }
     }
 
     #[test]

@@ -138,7 +138,19 @@ impl HttpSender {
         deadline: Instant,
         what: &str,
     ) -> Result<HttpResponse, TargetError> {
-        match self.send_retrying(request, deadline, what).await? {
+        self.send_made(|| self.copy(&request, what), deadline, what)
+            .await
+    }
+
+    /// Like [`HttpSender::send`], for the request `make` builds: called once per attempt, so
+    /// no copy of the request is made in case of a retry (most requests have none).
+    pub async fn send_made(
+        &self,
+        make: impl Fn() -> Result<reqwest::Request, TargetError> + Sync,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<HttpResponse, TargetError> {
+        match self.send_retrying(make, deadline, what).await? {
             Sent::Response(response) => Ok(response),
             Sent::Throttled { response, note } => {
                 Err(Box::pin(self.status_error(response, what, &note)).await)
@@ -160,7 +172,8 @@ impl HttpSender {
         what: &str,
         limit: usize,
     ) -> Result<HttpAnswer, TargetError> {
-        Ok(match self.send_retrying(request, deadline, what).await? {
+        let make = || self.copy(&request, what);
+        Ok(match self.send_retrying(make, deadline, what).await? {
             Sent::Response(mut response) => HttpAnswer {
                 status: response.status().as_u16(),
                 headers: response.headers().clone(),
@@ -196,23 +209,31 @@ impl HttpSender {
         })
     }
 
-    /// The retry loop both ways of sending share.
+    /// A copy of `request` to send (each attempt consumes one).
+    fn copy(
+        &self,
+        request: &reqwest::Request,
+        what: &str,
+    ) -> Result<reqwest::Request, TargetError> {
+        request.try_clone().ok_or_else(|| {
+            self.error(
+                FailureKind::BadResponse,
+                format!("{what}: a streaming body cannot be retried"),
+            )
+        })
+    }
+
+    /// The retry loop the ways of sending share; `make` gives each attempt its request.
     async fn send_retrying(
         &self,
-        request: reqwest::Request,
+        make: impl Fn() -> Result<reqwest::Request, TargetError> + Sync,
         deadline: Instant,
         what: &str,
     ) -> Result<Sent, TargetError> {
         let mut throttled = 0u32;
         let mut refreshed = false;
         loop {
-            let attempt = request.try_clone().ok_or_else(|| {
-                self.error(
-                    FailureKind::BadResponse,
-                    format!("{what}: a streaming body cannot be retried"),
-                )
-            })?;
-            let (response, sent_authorization) = self.send_once(attempt).await?;
+            let (response, sent_authorization) = self.send_once(make()?).await?;
             let status = response.status().as_u16();
             if retry::is_throttled(status, response.headers()) {
                 let delay = retry::retry_delay(response.headers(), throttled);

@@ -243,32 +243,37 @@ impl Transport for StreamableHttp {
         out: Outgoing<'_, Self::Link>,
     ) -> Result<(Self::Link, HttpReplies), TargetError> {
         let method = out.method;
-        let mut request = self.request(
-            http::Method::POST,
-            out.wire,
-            "application/json, text/event-stream",
-            Some(out.body),
-        );
         let modern = out.wire.is_some_and(Wire::is_modern);
-        if modern {
-            // 2026-07-28: the method, name and annotated arguments travel as headers too,
-            // for intermediaries.
-            let headers = request.headers_mut();
-            headers.insert(METHOD_HEADER, header_value(method)?);
-            if let Some(name) = out.name {
-                headers.insert(NAME_HEADER, header_value(name)?);
+        // Built per attempt: a retry (throttling, refreshed credentials) builds it again
+        // rather than every request keeping a copy for one.
+        let make = || {
+            let mut request = self.request(
+                http::Method::POST,
+                out.wire,
+                "application/json, text/event-stream",
+                Some(out.body.clone()),
+            );
+            if modern {
+                // 2026-07-28: the method, name and annotated arguments travel as headers
+                // too, for intermediaries.
+                let headers = request.headers_mut();
+                headers.insert(METHOD_HEADER, header_value(method)?);
+                if let Some(name) = out.name {
+                    headers.insert(NAME_HEADER, header_value(name)?);
+                }
+                for (name, value) in out.headers {
+                    let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                        self.sender.error(
+                            FailureKind::BadResponse,
+                            format!("`{name}` is not a header name"),
+                        )
+                    })?;
+                    headers.insert(name, header_value(value)?);
+                }
             }
-            for (name, value) in out.headers {
-                let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    self.sender.error(
-                        FailureKind::BadResponse,
-                        format!("`{name}` is not a header name"),
-                    )
-                })?;
-                headers.insert(name, header_value(value)?);
-            }
-        }
-        let mut response = self.sender.send(request, out.deadline, method).await?;
+            Ok(request)
+        };
+        let mut response = self.sender.send_made(make, out.deadline, method).await?;
         let link = response.headers().get(SESSION_HEADER).cloned();
         let status = response.status();
         let had_session = out.wire.is_some_and(|w| w.link.is_some());
