@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 
 /// What the client accepts, from its `Accept` header.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +55,12 @@ pub fn respond(status: StatusCode, body: Vec<u8>, accepts: Accepts) -> Response 
     if accepts.sse_only() && status == StatusCode::OK {
         return sse_response(Body::from(sse_frame(&body)));
     }
-    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// An event-stream response around `body` (a stream of [`sse_frame`]s).

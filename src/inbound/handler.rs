@@ -2,6 +2,8 @@
 //! sidecar's own catalog ([`super::lifecycle`], [`super::listing`]) with no upstream round
 //! trip; the rest is relayed to the target that owns it ([`super::relay`]).
 
+use std::borrow::Cow;
+
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use serde_json::value::RawValue;
@@ -104,8 +106,9 @@ pub struct Call<'a> {
     pub session: Option<(String, ClientSession)>,
 }
 
-/// Answers one request. `Err` is a scope failure the caller turns into a 403 challenge.
-/// `named` receives the request's `params.name` (or `uri`) once its params are read.
+/// Answers one request, with the answer's `error.type` for the metrics (None: success).
+/// `Err` is a scope failure the caller turns into a 403 challenge. `named` receives the
+/// request's `params.name` (or `uri`) once its params are read.
 pub async fn handle(
     relay: &Relay,
     headers: &HeaderMap,
@@ -113,7 +116,7 @@ pub async fn handle(
     accepts: Accepts,
     gate: Gate<'_>,
     named: &mut Option<String>,
-) -> Result<Response, AuthError> {
+) -> Result<(Response, Option<Cow<'static, str>>), AuthError> {
     let id = &request.id;
     let outcome = match check(relay, headers, id, &request, accepts, gate) {
         Ok(call) => {
@@ -126,12 +129,26 @@ pub async fn handle(
             Err(e.into())
         }
     };
-    Ok(match outcome {
-        Ok(Answer::Body(status, body)) => respond(status, body, accepts),
-        Ok(Answer::Stream(response)) => response,
-        Err(Failure::Rpc(e)) => respond(e.status, e.body(Some(id)), accepts),
+    let (status, body) = match outcome {
+        Ok(Answer::Body(status, body)) => (status, body),
+        // Event streams count as answered (the relayed outcome is recorded per target).
+        Ok(Answer::Stream(response)) => {
+            let error_type = status_error_type(response.status());
+            return Ok((response, error_type));
+        }
+        Err(Failure::Rpc(e)) => (e.status, e.body(Some(id))),
         Err(Failure::Auth(e)) => return Err(e),
-    })
+    };
+    // Read from the body as written, before any framing.
+    let error_type = status_error_type(status).or_else(|| {
+        super::jsonrpc::error_code(&body).map(crate::telemetry::metrics::jsonrpc_error_type)
+    });
+    Ok((respond(status, body, accepts), error_type))
+}
+
+/// The `error.type` of an answer's HTTP status: the status itself when it is not 200.
+pub fn status_error_type(status: http::StatusCode) -> Option<Cow<'static, str>> {
+    (status != http::StatusCode::OK).then(|| Cow::Owned(status.as_u16().to_string()))
 }
 
 /// Parses the params and applies the version rules.

@@ -26,7 +26,6 @@ pub mod session;
 pub mod subscriptions;
 pub mod version;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -263,8 +262,8 @@ where
             if !traced {
                 tool = tool_of(named);
             }
-            let response = match handled {
-                Ok(response) => response,
+            let (response, error_type) = match handled {
+                Ok(answered) => answered,
                 Err(scope_error) => {
                     let auth = inbound
                         .auth
@@ -272,7 +271,9 @@ where
                         .expect("scope errors only arise with auth on");
                     let (outcome, reason) = scope_error.metric_labels();
                     metrics().auth(outcome, reason);
-                    auth_failure(auth, &headers, &scope_error, accepts)
+                    let response = auth_failure(auth, &headers, &scope_error, accepts);
+                    let error_type = handler::status_error_type(response.status());
+                    (response, error_type)
                 }
             };
             let response = if method == "subscriptions/listen" {
@@ -280,7 +281,6 @@ where
             } else {
                 response
             };
-            let (response, error_type) = outcome_of(response).await;
             if let Some(error_type) = &error_type {
                 trace::record_error(&span, error_type);
             }
@@ -294,36 +294,6 @@ where
             response
         }
     }
-}
-
-/// The `error.type` of an answer: the HTTP status when it is not 200; for a JSON answer
-/// the JSON-RPC error code, if it is an error. Event streams count as answered (the
-/// relayed outcome is recorded per target).
-async fn outcome_of(response: Response) -> (Response, Option<Cow<'static, str>>) {
-    let status = response.status();
-    if status != StatusCode::OK {
-        return (response, Some(Cow::Owned(status.as_u16().to_string())));
-    }
-    let is_json = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !is_json {
-        return (response, None);
-    }
-    // A JSON answer is one buffer already: collecting it copies nothing.
-    let (parts, body) = response.into_parts();
-    let bytes = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return (
-                Response::from_parts(parts, Body::empty()),
-                Some("body".into()),
-            );
-        }
-    };
-    let error_type = jsonrpc::error_code(&bytes).map(crate::telemetry::metrics::jsonrpc_error_type);
-    (Response::from_parts(parts, Body::from(bytes)), error_type)
 }
 
 /// GET on the MCP path: the event stream of a legacy session this sidecar issued (list
