@@ -156,12 +156,10 @@ impl Limits {
 
 pub async fn http_metrics(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("other", |p| p.as_str())
-        .to_string();
-    measured(&method, &route, None, next.run(request)).await
+    // Kept as the extension (shared, not copied): the series' labels copy it when needed.
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("other", MatchedPath::as_str);
+    measured(&method, route, None, next.run(request)).await
 }
 
 /// Handles one request, recording it in the HTTP server metrics under `route`. `ok` keeps
