@@ -14,7 +14,6 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use memchr::memmem;
-
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 

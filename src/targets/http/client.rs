@@ -110,9 +110,7 @@ impl UpstreamClient {
             Err(e) => Err(send_error(&printable_uri(&uri), &e)),
         }
     }
-}
 
-impl UpstreamClient {
     /// `request` as hyper sends it (what reqwest's own conversion does, with the `Uri` of a
     /// URL sent before reused).
     fn to_http(
@@ -263,8 +261,14 @@ impl HttpResponse {
     fn release_if_read(&mut self) {
         if let Body::Direct(body) = &self.body
             && body.is_end_stream()
-            && let Some(lease) = self.lease.take()
         {
+            self.release();
+        }
+    }
+
+    /// Returns the connection to the pool (once).
+    fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
             lease.release();
         }
     }
@@ -285,9 +289,7 @@ impl HttpResponse {
             match frame {
                 None => {
                     // Read whole: the connection can carry another request.
-                    if let Some(lease) = self.lease.take() {
-                        lease.release();
-                    }
+                    self.release();
                     return Ok(None);
                 }
                 Some(Err(e)) => return Err(e),

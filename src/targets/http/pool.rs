@@ -328,9 +328,13 @@ mod tests {
     }
 
     fn pool() -> Arc<Pool> {
+        pool_with_idle_timeout(Duration::from_secs(90))
+    }
+
+    fn pool_with_idle_timeout(idle_timeout: Duration) -> Arc<Pool> {
         Pool::new(
             crate::tls::https_connector(Duration::from_secs(2)),
-            Duration::from_secs(90),
+            idle_timeout,
         )
     }
 
@@ -385,10 +389,7 @@ mod tests {
     #[tokio::test]
     async fn idle_connections_expire() {
         let (url, accepted) = upstream(None).await;
-        let pool = Pool::new(
-            crate::tls::https_connector(Duration::from_secs(2)),
-            Duration::from_millis(50),
-        );
+        let pool = pool_with_idle_timeout(Duration::from_millis(50));
         let (_, lease) = fetch(&pool, &url).await;
         lease.release();
         tokio::time::sleep(Duration::from_millis(120)).await;
