@@ -13,6 +13,7 @@ use super::auth::{AuthError, Caller};
 use super::framing::{Accepts, respond};
 use super::jsonrpc::{METHOD_NOT_FOUND, Request, RpcError};
 use super::params::Params;
+use super::search::SearchTool;
 use super::session::ClientSession;
 use super::version::{self, Version};
 use super::{lifecycle, listing, relay, subscriptions};
@@ -200,14 +201,10 @@ async fn dispatch(call: Call<'_>) -> Result<Answer, Failure> {
         "resources/list" => listing::resources(&call),
         "resources/templates/list" => Ok(listing::templates(&call)),
         "tools/call" => match call.relay.search.as_ref() {
+            // Boxed: its state (a query embedding) is the largest of any method's, and
+            // inline it would make every request's future that large.
             Some(search) if call.name.as_deref() == Some(search.name()) => {
-                call.gate.admit(search.name())?;
-                let gate = call.gate;
-                let visible = |tool: &str| gate.access(tool) == ToolAccess::Allowed;
-                let arguments = call.params.members.get("arguments");
-                let result = search.answer(&call.relay.store, arguments, visible).await?;
-                let result = lifecycle::with_result_type(result, call.version.modern);
-                Ok(Answer::ok(super::jsonrpc::result_body(call.id, &result)))
+                Box::pin(search_tool(call, search)).await
             }
             _ => relay::call_tool(call).await,
         },
@@ -225,4 +222,15 @@ async fn dispatch(call: Call<'_>) -> Result<Answer, Failure> {
         )
         .into()),
     }
+}
+
+/// The sidecar's own search tool (`tools/call` of its name).
+async fn search_tool(call: Call<'_>, search: &SearchTool) -> Result<Answer, Failure> {
+    call.gate.admit(search.name())?;
+    let gate = call.gate;
+    let visible = |tool: &str| gate.access(tool) == ToolAccess::Allowed;
+    let arguments = call.params.members.get("arguments");
+    let result = search.answer(&call.relay.store, arguments, visible).await?;
+    let result = lifecycle::with_result_type(result, call.version.modern);
+    Ok(Answer::ok(super::jsonrpc::result_body(call.id, &result)))
 }

@@ -14,6 +14,7 @@
 //! Health, readiness and metrics endpoints are outside the in-flight bound, so probes
 //! answer while the sidecar is saturated.
 
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::Instant;
@@ -92,7 +93,8 @@ pub async fn in_flight(
     // Put there by `Endpoint::handle` for the router's requests.
     let phase = request.extensions().get::<Arc<ServerPhase>>().cloned();
     let phase = phase.unwrap_or_default();
-    limits.bounded(&path, &phase, next.run(request)).await
+    let handle = std::pin::pin!(next.run(request));
+    limits.bounded(&path, &phase, handle).await
 }
 
 impl Limits {
@@ -103,7 +105,7 @@ impl Limits {
         &self,
         path: &str,
         phase: &ServerPhase,
-        handle: impl Future<Output = Response>,
+        mut handle: Pin<&mut impl Future<Output = Response>>,
     ) -> Response {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             let mut response = refusal(
@@ -117,7 +119,6 @@ impl Limits {
                 .insert(CONNECTION, http::HeaderValue::from_static("close"));
             return response;
         };
-        let mut handle = std::pin::pin!(handle);
         let answered = std::future::poll_fn(|cx| {
             if phase.get() >= ABORTING {
                 return Poll::Ready(None);
@@ -159,7 +160,8 @@ pub async fn http_metrics(request: Request, next: Next) -> Response {
     // Kept as the extension (shared, not copied): the series' labels copy it when needed.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("other", MatchedPath::as_str);
-    measured(&method, route, None, next.run(request)).await
+    let handle = std::pin::pin!(next.run(request));
+    measured(&method, route, None, handle).await
 }
 
 /// Handles one request, recording it in the HTTP server metrics under `route`. `ok` keeps
@@ -168,7 +170,7 @@ pub async fn measured(
     method: &http::Method,
     route: &str,
     ok: Option<&OnceLock<Histogram>>,
-    handle: impl Future<Output = Response>,
+    handle: Pin<&mut impl Future<Output = Response>>,
 ) -> Response {
     let started = Instant::now();
     metrics().active_requests().inc();

@@ -88,10 +88,10 @@ impl Endpoint {
     ) -> Response {
         let mcp = &self.mcp;
         if request.method() == http::Method::POST && request.uri().path() == mcp.path {
-            // Boxed, as axum boxes its handlers: the handler's state machine is tens of KB,
-            // and inline it would be copied each time an enclosing future moves.
-            let handler = Box::pin(serve_mcp(&mcp.inbound, request));
-            let handled = mcp.limits.bounded(&mcp.path, &phase, handler);
+            // The futures are pinned where they are made and passed by reference: the
+            // handler's is a few KB, and each adaptor taking it by value would copy it.
+            let handler = std::pin::pin!(serve_mcp(&mcp.inbound, request));
+            let handled = std::pin::pin!(mcp.limits.bounded(&mcp.path, &phase, handler));
             return limits::measured(&http::Method::POST, &mcp.path, Some(&mcp.ok), handled).await;
         }
         // The peer for the admin routes (`ConnectInfo`) and the phase for the in-flight
@@ -255,10 +255,12 @@ where
                 caller: caller.as_deref(),
             };
             let mut named = None;
-            let handled =
-                handler::handle(&inbound.relay, &headers, request, accepts, gate, &mut named)
-                    .instrument(span.clone())
-                    .await;
+            // Boxed: the handler's state machine is several KB, and inline it would be
+            // copied again each time an enclosing future is built or moved (issue 15's
+            // profile: memcpy was about a tenth of the sidecar's CPU, mostly such copies).
+            let handler =
+                handler::handle(&inbound.relay, &headers, request, accepts, gate, &mut named);
+            let handled = Box::pin(handler).instrument(span.clone()).await;
             if !traced {
                 tool = tool_of(named);
             }
