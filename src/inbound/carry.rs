@@ -125,9 +125,10 @@ async fn direct(
     // the receiver, or, for a streamed answer, when the call has finished.
     let open = tx.clone();
     let mut call = Box::pin(async move { target.relay(request, Some(tx)).await });
+    // The call first: most calls end without a notification, and then the channel is
+    // polled only while the call waits (a poll of `recv` registers a waker each time).
     let first = tokio::select! {
         biased;
-        first = notifications.recv() => first,
         outcome = &mut call => {
             let (status, body) = render.render(outcome);
             if notifications.is_empty() {
@@ -144,6 +145,7 @@ async fn direct(
             messages.push(Ok(sse_frame(&body)));
             return Answer::Stream(sse_response(Body::from_stream(futures_util::stream::iter(messages))));
         }
+        first = notifications.recv() => first,
     };
     let (result_tx, result_rx) = oneshot::channel::<Bytes>();
     tokio::spawn(async move {
