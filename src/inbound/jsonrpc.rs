@@ -121,7 +121,7 @@ pub fn parse(body: &[u8]) -> Result<Incoming, (RpcError, Option<Box<RawValue>>)>
             None,
         ));
     }
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+    let envelope: Envelope = crate::protocol::parse_message(body).map_err(|e| {
         let error = match e.classify() {
             serde_json::error::Category::Data => {
                 RpcError::new(INVALID_REQUEST, format!("not a JSON-RPC message: {e}"))
@@ -288,6 +288,16 @@ mod tests {
             INVALID_REQUEST
         );
         assert_eq!(err_code("[1,"), PARSE_ERROR);
+        // Invalid UTF-8 is malformed JSON wherever it is, a string or a raw value.
+        for body in [
+            &b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"p\xffng\"}"[..],
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"a\":\"\xc3\"}}",
+        ] {
+            match parse(body) {
+                Err((e, _)) => assert_eq!(e.code, PARSE_ERROR, "{}", e.message),
+                Ok(_) => panic!("accepted invalid UTF-8"),
+            }
+        }
     }
 
     #[test]

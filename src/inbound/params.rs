@@ -157,8 +157,15 @@ impl Params {
     }
 }
 
-/// `s` as a JSON string.
+/// `s` as a JSON string, escaped as serde_json escapes (only `"`, `\\` and control
+/// characters), which nearly no name or URI needs: those are copied as they are.
 fn push_string(out: &mut String, s: &str) {
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut bytes = std::mem::take(out).into_bytes();
     serde_json::to_writer(&mut bytes, s).expect("a string serializes");
     *out = String::from_utf8(bytes).expect("JSON is UTF-8");
@@ -183,6 +190,28 @@ mod tests {
         let (out, meta) = params.into_upstream("name", "echo");
         assert_eq!(out, r#"{"name":"echo","arguments":{"text":"hi"}}"#);
         assert_eq!(Value::Object(meta), json!({"progressToken": 7}));
+    }
+
+    #[test]
+    fn names_are_written_as_serde_json_writes_them() {
+        for s in [
+            "echo",
+            "t\u{e9}",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{7f}del",
+            "\u{1}",
+            "",
+        ] {
+            let mut out = String::from("x");
+            push_string(&mut out, s);
+            assert_eq!(
+                out,
+                format!("x{}", serde_json::to_string(s).unwrap()),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]

@@ -22,6 +22,17 @@ pub fn is_handshake_version(version: &str) -> bool {
     SUPPORTED_VERSIONS.contains(&version) && version < STATELESS_SINCE
 }
 
+/// Parses one JSON-RPC message from bytes with a single UTF-8 check for the whole message:
+/// serde_json's byte reader checks each string and raw value apart, which for the short
+/// strings of a message costs more than one pass over all of it. Invalid UTF-8 is left to
+/// the byte reader, so its error (kind and position) is the one reported.
+pub fn parse_message<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
 /// Whether `version` is a modern (per-request `_meta`, no handshake) version.
 pub fn is_modern(version: &str) -> bool {
     version >= STATELESS_SINCE

@@ -263,7 +263,7 @@ impl<T: Transport> McpClient<T> {
             // A priming event (id and retry only, empty data) that resumable servers send first.
             return Ok(None);
         }
-        let message: UpstreamMessage = serde_json::from_slice(&bytes).map_err(|e| {
+        let message: UpstreamMessage = crate::protocol::parse_message(&bytes).map_err(|e| {
             self.error(
                 FailureKind::BadResponse,
                 format!("{method}: not a JSON-RPC message ({e}): {}", quote(&bytes)),
