@@ -249,7 +249,7 @@ async fn progress_goes_to_its_own_caller_with_its_own_token() {
             let (tx, mut rx) = tokio::sync::mpsc::channel(64);
             let mut request = call("progress", json!({"steps": steps}));
             request.meta.insert("progressToken".into(), json!("same"));
-            let reply = target.relay(request, Some(tx)).await.unwrap();
+            let reply = target.relay(request, Some(tx.into())).await.unwrap();
             let mut notes = Vec::new();
             while let Ok(n) = rx.try_recv() {
                 notes.push(serde_json::from_slice::<Value>(&n).unwrap());

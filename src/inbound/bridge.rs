@@ -35,7 +35,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::targets::{BoxFuture, ClientBridge, RelayRequest, Reply, Target, TargetError};
+use crate::targets::{
+    BoxFuture, ClientBridge, NotificationSink, RelayRequest, Reply, Target, TargetError,
+};
 
 /// The caller's answer to one question: a result or an error object, raw.
 pub type Answered = Result<Box<RawValue>, Box<RawValue>>;
@@ -120,7 +122,7 @@ impl Driver {
         request.bridge = Some(Arc::new(Questions { tx, declared }));
         let (sink, notes) = if notes {
             let (tx, rx) = mpsc::channel(64);
-            (Some(tx), Some(rx))
+            (Some(NotificationSink::from(tx)), Some(rx))
         } else {
             (None, None)
         };

@@ -17,6 +17,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::Poll;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -34,7 +35,8 @@ use super::jsonrpc::{INVALID_PARAMS, RpcError};
 use super::mrtr::{self, Binding};
 use super::relay::Render;
 use crate::Relay;
-use crate::targets::{Operation, RelayRequest, Reply, Target, TargetError};
+use crate::targets::notify::HeldNotifications;
+use crate::targets::{NotificationSink, Operation, RelayRequest, Reply, Target, TargetError};
 
 /// Rounds of `input_required` a legacy caller is taken through before the call fails.
 const MAX_ROUNDS: usize = 16;
@@ -117,44 +119,48 @@ async fn direct(
     // Whether the caller gets an event stream is decided by what the upstream sends
     // first: the result (the common case) is answered as plain JSON; a notification tied
     // to the call switches to an event stream that carries it, the ones after it, and then
-    // the result.
-    let (tx, mut notifications) = mpsc::channel::<Bytes>(64);
-    // A second sender keeps the channel open when the call's own is dropped as it finishes:
-    // closing would wake this task (waiting on `recv`) from inside its own poll, and a task
-    // that wakes itself is requeued behind a wake-up of another worker. It is dropped after
-    // the receiver, or, for a streamed answer, when the call has finished.
-    let open = tx.clone();
-    let mut call = Box::pin(async move { target.relay(request, Some(tx)).await });
-    // The call first: most calls end without a notification, and then the channel is
-    // polled only while the call waits (a poll of `recv` registers a waker each time).
-    let first = tokio::select! {
-        biased;
-        outcome = &mut call => {
-            let (status, body) = render.render(outcome);
-            if notifications.is_empty() {
-                drop(notifications);
-                drop(open);
-                return Answer::Body(status, body);
-            }
-            drop(open);
-            // Notifications and the result arrived together: stream them in order.
-            let mut messages = Vec::new();
-            while let Ok(message) = notifications.try_recv() {
-                messages.push(Ok::<_, Infallible>(sse_frame(&message)));
-            }
-            messages.push(Ok(sse_frame(&body)));
-            return Answer::Stream(sse_response(Body::from_stream(futures_util::stream::iter(messages))));
+    // the result. Until then notifications are held, and looked at after each poll of the
+    // call (no channel for the calls that have none).
+    let held = Arc::new(HeldNotifications::default());
+    let sink = NotificationSink::Held(held.clone());
+    let mut call = Box::pin(async move { target.relay(request, Some(sink)).await });
+    let outcome = std::future::poll_fn(|cx| match call.as_mut().poll(cx) {
+        Poll::Ready(outcome) => Poll::Ready(Some(outcome)),
+        Poll::Pending if held.any(cx.waker()) => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
+    })
+    .await;
+    if let Some(outcome) = outcome {
+        let (status, body) = render.render(outcome);
+        let notes = held.close();
+        if notes.is_empty() {
+            return Answer::Body(status, body);
         }
-        first = notifications.recv() => first,
-    };
+        // Notifications and the result arrived together: stream them in order.
+        let frames: Vec<_> = notes
+            .iter()
+            .map(|m| &m[..])
+            .chain([&body[..]])
+            .map(|m| Ok::<_, Infallible>(sse_frame(m)))
+            .collect();
+        return Answer::Stream(sse_response(Body::from_stream(futures_util::stream::iter(
+            frames,
+        ))));
+    }
+    let (tx, notifications) = mpsc::channel::<Bytes>(64);
+    let first = held.stream_to(tx);
     let (result_tx, result_rx) = oneshot::channel::<Bytes>();
     tokio::spawn(async move {
         let outcome = call.await;
-        drop(open);
+        // Ends the notification stream; the result comes last.
+        held.close();
         let _ = result_tx.send(Bytes::from(render.render(outcome).1));
     });
-    // The notification channel closes when the call finishes; the result comes last.
-    let head = futures_util::stream::iter(first.map(|m| Ok::<_, Infallible>(sse_frame(&m))));
+    let head = futures_util::stream::iter(
+        first
+            .into_iter()
+            .map(|m| Ok::<_, Infallible>(sse_frame(&m))),
+    );
     let rest = futures_util::stream::unfold(notifications, |mut rx| async move {
         rx.recv()
             .await

@@ -21,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod lambda;
 pub mod mcp;
+pub mod notify;
 pub mod openapi;
 pub mod smithy;
 
@@ -28,19 +29,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub use self::error::{FailureKind, TargetError};
+pub use self::notify::NotificationSink;
 use crate::config::{TargetConfig, TargetSpec};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Where a relayed call's upstream notifications (e.g. `notifications/progress`) go, as raw
-/// JSON-RPC messages, while the call is in flight.
-pub type NotificationSink = tokio::sync::mpsc::Sender<Bytes>;
 
 /// What an upstream announced outside any request.
 #[derive(Debug, Clone, PartialEq, Eq)]
