@@ -87,9 +87,60 @@ pub fn sse_frame(message: &[u8]) -> Bytes {
     Bytes::from(frame)
 }
 
+/// A response body that keeps `guard` alive until the body is dropped: sent whole, or
+/// abandoned with its connection. Unlike a `map_frame` closure holding the guard, it passes
+/// on the body's length and end, so an answer of known length keeps its `Content-Length`
+/// rather than going out chunked (one more frame for hyper to write and the client to parse).
+pub fn guarded<G: Unpin + Send + 'static>(body: Body, guard: G) -> Body {
+    Body::new(Guarded {
+        body,
+        _guard: guard,
+    })
+}
+
+struct Guarded<G> {
+    body: Body,
+    _guard: G,
+}
+
+impl<G: Unpin> hyper::body::Body for Guarded<G> {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_guarded_body_keeps_its_length_and_holds_the_guard_until_dropped() {
+        let guard = std::sync::Arc::new(());
+        let body = guarded(Body::from("{\"a\":1}"), guard.clone());
+        let hint = hyper::body::Body::size_hint(&body);
+        assert_eq!(hint.exact(), Some(7), "a known length stays known (Content-Length)");
+        assert!(!hyper::body::Body::is_end_stream(&body));
+        assert_eq!(std::sync::Arc::strong_count(&guard), 2);
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "{\"a\":1}");
+        assert_eq!(std::sync::Arc::strong_count(&guard), 1, "released with the body");
+        let empty = guarded(Body::empty(), ());
+        assert!(hyper::body::Body::is_end_stream(&empty));
+    }
 
     #[test]
     fn accept_header_decides_framing() {

@@ -25,7 +25,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
-use http_body_util::BodyExt;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::Semaphore;
 
@@ -146,12 +145,7 @@ impl Limits {
             return response;
         }
         // The permit is released when the body has been sent.
-        response.map(|body| {
-            Body::new(body.map_frame(move |frame| {
-                let _ = &permit;
-                frame
-            }))
-        })
+        response.map(|body| super::framing::guarded(body, permit))
     }
 }
 

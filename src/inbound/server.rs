@@ -31,8 +31,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -284,12 +282,7 @@ impl Connection {
             async move {
                 let response = endpoint.handle(request, peer, phase).await;
                 // The request counts as in progress until its body has been sent.
-                Ok::<_, Infallible>(response.map(|body| {
-                    Body::new(body.map_frame(move |frame| {
-                        let _ = &in_progress;
-                        frame
-                    }))
-                }))
+                Ok::<_, Infallible>(response.map(|body| super::framing::guarded(body, in_progress)))
             }
         });
         let connection = http1::Builder::new()

@@ -167,6 +167,19 @@ def test_modern_tools_call_result_carries_result_type(sidecar: Proc) -> None:
         assert res.get("resultType") == "complete", f"{method} at 2026-07-28 lacks resultType: {r.text[:300]}"
 
 
+def test_json_answers_carry_their_length(sidecar: Proc) -> None:
+    """A JSON answer is sent with Content-Length, as the upstream's own is, not chunked."""
+    for method, params in (
+        ("tools/list", {}),
+        ("tools/call", {"name": "fast___echo", "arguments": {"text": "sized"}}),
+    ):
+        r = post_raw(sidecar.url, json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        assert r.status_code == 200, r.text
+        assert r.headers.get("content-type", "").startswith("application/json"), r.headers
+        assert "transfer-encoding" not in r.headers, f"{method}: {dict(r.headers)}"
+        assert r.headers.get("content-length") == str(len(r.content)), f"{method}: {dict(r.headers)}"
+
+
 def test_jsonrpc_ping(raw_sidecar: RawMcp) -> None:
     assert raw_sidecar.request("ping") == {}
 
