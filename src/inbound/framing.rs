@@ -133,11 +133,19 @@ mod tests {
         let guard = std::sync::Arc::new(());
         let body = guarded(Body::from("{\"a\":1}"), guard.clone());
         let hint = hyper::body::Body::size_hint(&body);
-        assert_eq!(hint.exact(), Some(7), "a known length stays known (Content-Length)");
+        assert_eq!(
+            hint.exact(),
+            Some(7),
+            "a known length stays known (Content-Length)"
+        );
         assert!(!hyper::body::Body::is_end_stream(&body));
         assert_eq!(std::sync::Arc::strong_count(&guard), 2);
         assert_eq!(body.collect().await.unwrap().to_bytes(), "{\"a\":1}");
-        assert_eq!(std::sync::Arc::strong_count(&guard), 1, "released with the body");
+        assert_eq!(
+            std::sync::Arc::strong_count(&guard),
+            1,
+            "released with the body"
+        );
         let empty = guarded(Body::empty(), ());
         assert!(hyper::body::Body::is_end_stream(&empty));
     }

@@ -201,8 +201,8 @@ async fn dispatch(call: Call<'_>) -> Result<Answer, Failure> {
         "resources/list" => listing::resources(&call),
         "resources/templates/list" => Ok(listing::templates(&call)),
         "tools/call" => match call.relay.search.as_ref() {
-            // Boxed: its state (a query embedding) is the largest of any method's, and
-            // inline it would make every request's future that large.
+            // Boxed: its future (which may wait on a remote embedder) is the largest of
+            // any method's, and inline it would make every request's future that large.
             Some(search) if call.name.as_deref() == Some(search.name()) => {
                 Box::pin(search_tool(call, search)).await
             }
