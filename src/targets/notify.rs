@@ -31,15 +31,14 @@ impl NotificationSink {
     /// Passes `message` on, waiting while the caller's channel is full. False when the
     /// caller went away (the call still completes).
     pub async fn send(&self, message: Bytes) -> bool {
-        let channel = match self {
-            Self::Channel(channel) => channel.clone(),
+        match self {
+            Self::Channel(channel) => channel.send(message).await.is_ok(),
             Self::Held(held) => match held.hold(message) {
-                Ok(()) => return true,
-                Err((message, Some(channel))) => return channel.send(message).await.is_ok(),
-                Err((_, None)) => return false,
+                Ok(()) => true,
+                Err((message, Some(channel))) => channel.send(message).await.is_ok(),
+                Err((_, None)) => false,
             },
-        };
-        channel.send(message).await.is_ok()
+        }
     }
 }
 
