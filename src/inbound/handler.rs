@@ -95,7 +95,7 @@ pub struct Call<'a> {
     pub headers: &'a HeaderMap,
     pub id: &'a RawValue,
     pub method: &'a str,
-    pub params: Params,
+    pub params: Params<'a>,
     /// The request's `params.name` (or `params.uri`), when its method has one.
     pub name: Option<String>,
     pub accepts: Accepts,
@@ -113,7 +113,7 @@ pub struct Call<'a> {
 pub async fn handle(
     relay: &Relay,
     headers: &HeaderMap,
-    request: Request,
+    request: Request<'_>,
     accepts: Accepts,
     gate: Gate<'_>,
     named: &mut Option<String>,
@@ -126,7 +126,7 @@ pub async fn handle(
         }
         Err(e) => {
             // Refused before the params were split: the name as the caller sent it.
-            *named = super::jsonrpc::param_name(request.params.as_deref());
+            *named = super::jsonrpc::param_name(request.params);
             Err(e.into())
         }
     };
@@ -161,8 +161,8 @@ fn check<'a>(
     accepts: Accepts,
     gate: Gate<'a>,
 ) -> Result<Call<'a>, RpcError> {
-    let params = Params::parse(request.params.as_deref())?;
-    let method = request.method.as_str();
+    let params = Params::parse(request.params)?;
+    let method: &str = &request.method;
     let name = match method {
         "tools/call" | "prompts/get" => params.string("name")?,
         "resources/read" => params.string("uri")?,

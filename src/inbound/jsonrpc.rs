@@ -1,6 +1,8 @@
 //! JSON-RPC 2.0 framing for the inbound endpoint: parsing with the right error codes, and
 //! writing responses around raw (already serialized) results.
 
+use std::borrow::Cow;
+
 use http::StatusCode;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -70,31 +72,32 @@ impl RpcError {
 }
 
 /// A message from the client.
-pub enum Incoming {
-    Request(Request),
+pub enum Incoming<'a> {
+    Request(Request<'a>),
     /// A response to a request the sidecar sent the client (mid-call questions).
     Response,
     /// Notifications need no answer beyond 202.
     NoReply,
 }
 
-pub struct Request {
-    pub id: Box<RawValue>,
-    pub method: String,
-    pub params: Option<Box<RawValue>>,
+/// Borrowed from the request's body, which outlives the handling of it.
+pub struct Request<'a> {
+    pub id: &'a RawValue,
+    pub method: Cow<'a, str>,
+    pub params: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
     /// Borrowed: it is only compared, and nearly always has no escapes.
     #[serde(default, borrow)]
-    jsonrpc: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, deserialize_with = "present")]
-    id: Option<Box<RawValue>>,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    params: Option<Box<RawValue>>,
+    jsonrpc: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
     #[serde(default)]
     result: Option<serde::de::IgnoredAny>,
     #[serde(default)]
@@ -102,12 +105,12 @@ struct Envelope<'a> {
 }
 
 /// Keeps an explicit `"id": null` (invalid for a request) apart from a missing id.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
-    Box::<RawValue>::deserialize(d).map(Some)
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// Parses one JSON-RPC message; on failure returns the error and the id if one was readable.
-pub fn parse(body: &[u8]) -> Result<Incoming, (RpcError, Option<Box<RawValue>>)> {
+pub fn parse(body: &[u8]) -> Result<Incoming<'_>, (RpcError, Option<&RawValue>)> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         return Err((

@@ -225,7 +225,7 @@ where
         }
     };
     match jsonrpc::parse(&bytes) {
-        Err((error, id)) => respond(error.status, error.body(id.as_deref()), accepts),
+        Err((error, id)) => respond(error.status, error.body(id), accepts),
         Ok(Incoming::NoReply) => StatusCode::ACCEPTED.into_response(),
         Ok(Incoming::Response) => {
             if !inbound.relay.answers.deliver(&bytes) {
@@ -247,7 +247,7 @@ where
             // the handler, which reads the params anyway.
             let traced = trace::enabled();
             let mut tool = traced
-                .then(|| tool_of(jsonrpc::param_name(request.params.as_deref())))
+                .then(|| tool_of(jsonrpc::param_name(request.params)))
                 .flatten();
             let span = trace::server_span(&headers, &method, tool.as_ref().map(|t| t.1.as_str()));
             let gate = handler::Gate {

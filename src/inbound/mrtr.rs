@@ -134,7 +134,7 @@ pub fn open_retry(
     }
     if let Some(upstream) = state.upstream {
         params.members.insert(
-            "requestState".into(),
+            "requestState",
             serde_json::value::to_raw_value(&upstream).expect("a string serializes"),
         );
     }
@@ -155,13 +155,14 @@ mod tests {
         }
     }
 
-    fn params(state: &str) -> Params {
+    /// Params borrow from the request's body; here the body lives as long as the test.
+    fn params(state: &str) -> Params<'static> {
         let raw = RawValue::from_string(
             json!({"name": "t___x", "inputResponses": {"a": {}}, "requestState": state})
                 .to_string(),
         )
         .unwrap();
-        Params::parse(Some(&raw)).unwrap()
+        Params::parse(Some(Box::leak(raw))).unwrap()
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! a handful of members, so a scan beats hashing, and the upstream receives them in the
 //! order the caller sent them. A key given twice keeps its last value (as a map would).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -15,16 +16,17 @@ use super::jsonrpc::{INVALID_PARAMS, RpcError};
 use crate::protocol::{META_CLIENT_CAPABILITIES, META_LOG_LEVEL, META_PROTOCOL_PREFIX};
 use crate::targets::ClientContext;
 
-pub struct Params {
-    pub members: Members,
+pub struct Params<'a> {
+    pub members: Members<'a>,
     pub meta: Option<Map<String, Value>>,
 }
 
-/// The members of a JSON object, raw, in order.
+/// The members of a JSON object, raw, in order: borrowed from the request's body, owned
+/// only where the sidecar set them (a key with escapes is decoded, so owned too).
 #[derive(Default)]
-pub struct Members(Vec<(String, Box<RawValue>)>);
+pub struct Members<'a>(Vec<(Cow<'a, str>, Cow<'a, RawValue>)>);
 
-impl Members {
+impl<'a> Members<'a> {
     pub fn get(&self, key: &str) -> Option<&RawValue> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
     }
@@ -34,24 +36,28 @@ impl Members {
     }
 
     /// Sets `key`, in place when it is there already.
-    pub fn insert(&mut self, key: String, value: Box<RawValue>) {
+    pub fn insert(&mut self, key: &'a str, value: Box<RawValue>) {
+        self.set(Cow::Borrowed(key), Cow::Owned(value));
+    }
+
+    fn set(&mut self, key: Cow<'a, str>, value: Cow<'a, RawValue>) {
         match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => *v = value,
             None => self.0.push((key, value)),
         }
     }
 
-    pub fn remove(&mut self, key: &str) -> Option<Box<RawValue>> {
+    pub fn remove(&mut self, key: &str) -> Option<Cow<'a, RawValue>> {
         let at = self.0.iter().position(|(k, _)| k == key)?;
         Some(self.0.remove(at).1)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &RawValue)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), &**v))
+        self.0.iter().map(|(k, v)| (&**k, &**v))
     }
 }
 
-impl std::ops::Index<&str> for Members {
+impl std::ops::Index<&str> for Members<'_> {
     type Output = RawValue;
 
     fn index(&self, key: &str) -> &RawValue {
@@ -59,20 +65,49 @@ impl std::ops::Index<&str> for Members {
     }
 }
 
-impl<'de> Deserialize<'de> for Members {
+/// A member's key, borrowed unless it has escapes (serde's `Cow<str>` always copies).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+
+            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Object;
         impl<'de> Visitor<'de> for Object {
-            type Value = Members;
+            type Value = Members<'de>;
 
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
                 let mut members = Members(Vec::with_capacity(map.size_hint().unwrap_or(4)));
-                while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
-                    members.insert(key, value);
+                while let Some((Key(key), value)) = map.next_entry::<Key, &RawValue>()? {
+                    members.set(key, Cow::Borrowed(value));
                 }
                 Ok(members)
             }
@@ -81,9 +116,9 @@ impl<'de> Deserialize<'de> for Members {
     }
 }
 
-impl Params {
-    pub fn parse(raw: Option<&RawValue>) -> Result<Self, RpcError> {
-        let mut members: Members = match raw {
+impl<'a> Params<'a> {
+    pub fn parse(raw: Option<&'a RawValue>) -> Result<Self, RpcError> {
+        let mut members: Members<'a> = match raw {
             None => Members::default(),
             Some(raw) => serde_json::from_str(raw.get())
                 .map_err(|_| RpcError::new(INVALID_PARAMS, "`params` must be an object"))?,
@@ -228,5 +263,19 @@ mod tests {
         let (out, _) = Params::parse(Some(&raw)).unwrap().into_upstream("", "");
         assert_eq!(out, r#"{"z":3,"name":"a\"b","y":[2],"x":{"k":"\u00e9"}}"#);
         assert!(Params::parse(Some(&RawValue::from_string("[1]".into()).unwrap())).is_err());
+    }
+
+    #[test]
+    fn members_are_borrowed_unless_a_key_has_escapes() {
+        let raw = RawValue::from_string(r#"{"n\u0061me":"t","arguments":{"a":1}}"#.into())
+            .unwrap();
+        let params = Params::parse(Some(&raw)).unwrap();
+        assert_eq!(params.string("name").unwrap().as_deref(), Some("t"));
+        let Members(members) = &params.members;
+        assert!(matches!(members[0].0, Cow::Owned(_)));
+        assert!(matches!(members[1].0, Cow::Borrowed("arguments")));
+        assert!(members.iter().all(|(_, v)| matches!(v, Cow::Borrowed(_))));
+        let (out, _) = params.into_upstream("name", "echo");
+        assert_eq!(out, r#"{"name":"echo","arguments":{"a":1}}"#);
     }
 }

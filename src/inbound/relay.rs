@@ -290,7 +290,7 @@ pub async fn complete(mut call: Call<'_>) -> Result<Answer, Failure> {
         }
     };
     call.params.members.insert(
-        "ref".into(),
+        "ref",
         serde_json::value::to_raw_value(&rewritten).expect("a JSON object serializes"),
     );
     let render = Render::new(&call, "completion", None);
