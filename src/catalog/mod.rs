@@ -54,7 +54,9 @@ pub struct ToolHeaders {
 #[derive(Debug, Default)]
 pub struct Entries {
     entries: Vec<Entry>,
-    index: HashMap<String, usize>,
+    /// foldhash, not std's SipHash: looked up on every call, with short keys, where SipHash
+    /// cost several times more; still seeded per process, and the keys are the upstreams'.
+    index: foldhash::HashMap<String, usize>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 
 /// What the client accepts, from its `Accept` header.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +59,7 @@ pub fn respond(status: StatusCode, body: Vec<u8>, accepts: Accepts) -> Response 
     *response.status_mut() = status;
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(CONTENT_TYPE, crate::protocol::header_values::JSON.clone());
     response
 }
 

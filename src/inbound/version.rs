@@ -16,6 +16,8 @@
 //! 5. at 2026-07-28: `_meta` must carry the protocol version and the client's capabilities:
 //!    400, -32602.
 
+use std::borrow::Cow;
+
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
@@ -48,9 +50,18 @@ pub const MODERN_METHODS: &[&str] = &[
 /// The version a request speaks, checked.
 #[derive(Debug, Clone)]
 pub struct Version {
-    pub version: String,
+    /// Our own copy of a version we support (no copy per request); only an `initialize`
+    /// may ask for another.
+    pub version: Cow<'static, str>,
     /// 2026-07-28 or later.
     pub modern: bool,
+}
+
+fn static_version(version: &str) -> Cow<'static, str> {
+    match SUPPORTED_VERSIONS.iter().find(|v| **v == version) {
+        Some(v) => Cow::Borrowed(v),
+        None => Cow::Owned(version.to_string()),
+    }
 }
 
 pub fn is_supported(version: &str) -> bool {
@@ -119,7 +130,7 @@ pub fn check_request(
     }
     if !is_modern(version) {
         return Ok(Version {
-            version: version.to_string(),
+            version: static_version(version),
             modern: false,
         });
     }
@@ -158,7 +169,7 @@ pub fn check_request(
         )));
     }
     Ok(Version {
-        version: version.to_string(),
+        version: static_version(version),
         modern: true,
     })
 }
@@ -262,7 +273,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!((v.version.as_str(), v.modern), ("2025-06-18", false));
+        assert_eq!((&*v.version, v.modern), ("2025-06-18", false));
         let v = check_request(&HeaderMap::new(), "tools/list", None, None).unwrap();
         assert_eq!(v.version, "2025-03-26");
     }

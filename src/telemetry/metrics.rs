@@ -23,7 +23,8 @@
 //! no handle threaded through every constructor.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+// foldhash: the tool labels are looked up twice on every call (see `catalog::Entries`).
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
@@ -226,9 +227,9 @@ impl ToolLabels {
         if let Some(pick) = cached {
             let admitted = self.admitted.read().unwrap();
             if let Some(series) = admitted.get(target).and_then(|tools| tools.get(tool)) {
-                let label = Cow::Owned(tool.to_string());
+                let label = || Cow::Owned(tool.to_string());
                 pick(series)
-                    .get_or_init(|| family.get_or_create(&labels(label)).clone())
+                    .get_or_init(|| family.get_or_create(&labels(label())).clone())
                     .observe(seconds);
                 return;
             }
@@ -350,7 +351,7 @@ impl Metrics {
             target_tools,
             scrape: Mutex::new(()),
             tools: ToolLabels {
-                admitted: RwLock::new(HashMap::new()),
+                admitted: RwLock::default(),
                 count: AtomicUsize::new(0),
                 max: AtomicUsize::new(200),
             },
@@ -568,7 +569,7 @@ mod tests {
         assert_eq!(method_label("notifications/cancelled"), "notification");
         assert_eq!(method_label("x".repeat(100).as_str()), "other");
         let tools = ToolLabels {
-            admitted: RwLock::new(HashMap::new()),
+            admitted: RwLock::default(),
             count: AtomicUsize::new(0),
             max: AtomicUsize::new(2),
         };

@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, LOCATION, USER_AGENT};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 
 use super::pool::{Lease, Pool};
+use crate::protocol::header_values as values;
 use crate::targets::FailureKind;
 
 /// Idle upstream connections are closed after this long.
@@ -89,10 +90,10 @@ impl UpstreamClient {
         // What reqwest adds to every request.
         let headers = request.headers_mut();
         if !headers.contains_key(USER_AGENT) {
-            headers.insert(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
+            headers.insert(USER_AGENT, values::USER_AGENT.clone());
         }
         if !headers.contains_key(ACCEPT) {
-            headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+            headers.insert(ACCEPT, values::ANY.clone());
         }
         let uri = request.uri().clone();
         match direct.send(request).await {
@@ -322,6 +323,7 @@ pub fn redirect_hint(status: StatusCode, headers: &HeaderMap) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn printable_uris_drop_query_and_userinfo() {

@@ -20,6 +20,7 @@ use super::session::Negotiation;
 use super::sse::SseParser;
 use super::transport::{Outgoing, Replies, StreamEnd, Transport, Wire};
 use crate::config::{McpServerSpec, TargetConfig};
+use crate::protocol::header_values as values;
 use crate::protocol::param_headers;
 use crate::protocol::{METHOD_HEADER, NAME_HEADER, PROTOCOL_HEADER, SESSION_HEADER};
 use crate::targets::credentials::provider_for;
@@ -114,7 +115,7 @@ impl StreamableHttp {
         &self,
         method: http::Method,
         wire: Option<&Wire<Option<HeaderValue>>>,
-        accept: &'static str,
+        accept: &'static HeaderValue,
         body: Option<Bytes>,
     ) -> reqwest::Request {
         // Built directly rather than through `RequestBuilder`: with room for every header
@@ -123,10 +124,10 @@ impl StreamableHttp {
         let mut request = reqwest::Request::new(method, self.url.clone());
         let headers = request.headers_mut();
         headers.reserve(16);
-        headers.insert(ACCEPT, HeaderValue::from_static(accept));
-        headers.insert(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
+        headers.insert(ACCEPT, accept.clone());
+        headers.insert(USER_AGENT, values::USER_AGENT.clone());
         if let Some(body) = body {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(CONTENT_TYPE, values::JSON.clone());
             *request.body_mut() = Some(body.into());
         }
         if let Some(wire) = wire {
@@ -250,7 +251,7 @@ impl Transport for StreamableHttp {
             let mut request = self.request(
                 http::Method::POST,
                 out.wire,
-                "application/json, text/event-stream",
+                &values::JSON_OR_EVENT_STREAM,
                 Some(out.body.clone()),
             );
             if modern {
@@ -327,7 +328,7 @@ impl Transport for StreamableHttp {
         let request = self.request(
             http::Method::POST,
             wire,
-            "application/json, text/event-stream",
+            &values::JSON_OR_EVENT_STREAM,
             Some(body),
         );
         let response = self.sender.send(request, deadline, what).await?;
@@ -345,7 +346,7 @@ impl Transport for StreamableHttp {
         if wire.link.is_none() {
             return Ok(StreamEnd::Unsupported);
         }
-        let request = self.request(http::Method::GET, Some(wire), "text/event-stream", None);
+        let request = self.request(http::Method::GET, Some(wire), &values::EVENT_STREAM, None);
         let (mut response, _) = self.sender.send_once(request).await?;
         match response.status() {
             http::StatusCode::METHOD_NOT_ALLOWED => return Ok(StreamEnd::Unsupported),
@@ -382,7 +383,7 @@ impl Transport for StreamableHttp {
         if wire.link.is_none() {
             return;
         }
-        let request = self.request(http::Method::DELETE, Some(wire), "*/*", None);
+        let request = self.request(http::Method::DELETE, Some(wire), &values::ANY, None);
         match tokio::time::timeout(Duration::from_secs(2), self.sender.send_once(request)).await {
             Ok(Ok((response, _))) => {
                 tracing::debug!(endpoint = %self.display_url, status = %response.status(), "closed upstream session")
