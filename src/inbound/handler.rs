@@ -12,7 +12,7 @@ use super::auth::rules::{ToolAccess, ToolRules};
 use super::auth::{AuthError, Caller};
 use super::framing::{Accepts, respond};
 use super::jsonrpc::{METHOD_NOT_FOUND, Request, RpcError};
-use super::params::Params;
+use super::params::{Members, Params, RawParams};
 use super::search::SearchTool;
 use super::session::ClientSession;
 use super::version::{self, Version};
@@ -118,17 +118,10 @@ pub async fn handle(
     gate: Gate<'_>,
     named: &mut Option<String>,
 ) -> Result<(Response, Option<Cow<'static, str>>), AuthError> {
-    let id = &request.id;
-    let outcome = match check(relay, headers, id, &request, accepts, gate) {
-        Ok(call) => {
-            named.clone_from(&call.name);
-            dispatch(call).await
-        }
-        Err(e) => {
-            // Refused before the params were split: the name as the caller sent it.
-            *named = super::jsonrpc::param_name(request.params);
-            Err(e.into())
-        }
+    let Request { id, method, params } = request;
+    let outcome = match check(relay, headers, id, &method, params, accepts, gate, named) {
+        Ok(call) => dispatch(call).await,
+        Err(e) => Err(e.into()),
     };
     let (status, body) = match outcome {
         Ok(Answer::Body(status, body)) => (status, body),
@@ -152,22 +145,27 @@ pub fn status_error_type(status: http::StatusCode) -> Option<Cow<'static, str>> 
     (status != http::StatusCode::OK).then(|| Cow::Owned(status.as_u16().to_string()))
 }
 
-/// Parses the params and applies the version rules.
+/// Parses the params and applies the version rules. `named` receives the name (or URI)
+/// as soon as it is read, so that a request refused after that is still counted under it.
+#[allow(clippy::too_many_arguments)]
 fn check<'a>(
     relay: &'a Relay,
     headers: &'a HeaderMap,
     id: &'a RawValue,
-    request: &'a Request,
+    method: &'a str,
+    params: Option<RawParams<'a>>,
     accepts: Accepts,
     gate: Gate<'a>,
+    named: &mut Option<String>,
 ) -> Result<Call<'a>, RpcError> {
-    let params = Params::parse(request.params)?;
-    let method: &str = &request.method;
+    let members = Members::of(params)?;
     let name = match method {
-        "tools/call" | "prompts/get" => params.string("name")?,
-        "resources/read" => params.string("uri")?,
+        "tools/call" | "prompts/get" => members.string("name")?,
+        "resources/read" => members.string("uri")?,
         _ => None,
     };
+    named.clone_from(&name);
+    let params = Params::new(members)?;
     let version = version::check_request(headers, method, params.meta.as_ref(), name.as_deref())?;
     let mut client = params.client_context(version.modern);
     let session = (!version.modern)

@@ -8,6 +8,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::params::RawParams;
+use crate::protocol::Text;
+
 pub use crate::protocol::{
     INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
 };
@@ -84,20 +87,20 @@ pub enum Incoming<'a> {
 pub struct Request<'a> {
     pub id: &'a RawValue,
     pub method: Cow<'a, str>,
-    pub params: Option<&'a RawValue>,
+    pub params: Option<RawParams<'a>>,
 }
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    /// Borrowed: it is only compared, and nearly always has no escapes.
+    /// Borrowed unless it has escapes, as the method is.
     #[serde(default, borrow)]
-    jsonrpc: Option<Cow<'a, str>>,
+    jsonrpc: Option<Text<'a>>,
     #[serde(default, borrow, deserialize_with = "present")]
     id: Option<&'a RawValue>,
     #[serde(default, borrow)]
-    method: Option<Cow<'a, str>>,
+    method: Option<Text<'a>>,
     #[serde(default, borrow)]
-    params: Option<&'a RawValue>,
+    params: Option<RawParams<'a>>,
     #[serde(default)]
     result: Option<serde::de::IgnoredAny>,
     #[serde(default)]
@@ -133,7 +136,7 @@ pub fn parse(body: &[u8]) -> Result<Incoming<'_>, (RpcError, Option<&RawValue>)>
         };
         (error, None)
     })?;
-    if envelope.jsonrpc.as_deref() != Some("2.0") {
+    if envelope.jsonrpc.as_ref().map(|t| &*t.0) != Some("2.0") {
         return Err((
             RpcError::new(INVALID_REQUEST, "`jsonrpc` must be \"2.0\""),
             envelope.id,
@@ -149,7 +152,7 @@ pub fn parse(body: &[u8]) -> Result<Incoming<'_>, (RpcError, Option<&RawValue>)>
         }
     }
     match (envelope.method, envelope.id) {
-        (Some(method), Some(id)) => Ok(Incoming::Request(Request {
+        (Some(Text(method)), Some(id)) => Ok(Incoming::Request(Request {
             id,
             method,
             params: envelope.params,
@@ -197,12 +200,9 @@ pub fn raw_error_body(id: &RawValue, error: &str) -> Vec<u8> {
 }
 
 /// `params.name` of a request, if it is a string (for metrics and span names).
-pub fn param_name(params: Option<&RawValue>) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Name {
-        name: Option<String>,
-    }
-    serde_json::from_str::<Name>(params?.get()).ok()?.name
+pub fn param_name(params: Option<&RawParams>) -> Option<String> {
+    let name = params?.members()?.get("name")?;
+    serde_json::from_str(name.get()).ok()
 }
 
 /// The error code of a response body this module wrote ([`result_body`], [`raw_error_body`],
@@ -255,9 +255,17 @@ mod tests {
         );
         assert_eq!(
             param_name(Some(
-                &RawValue::from_string(r#"{"name":"t","arguments":{}}"#.into()).unwrap()
+                &serde_json::from_str(r#"{"name":"t","arguments":{}}"#).unwrap()
             )),
             Some("t".into())
+        );
+        assert_eq!(
+            param_name(Some(&serde_json::from_str(r#"{"name":5}"#).unwrap())),
+            None
+        );
+        assert_eq!(
+            param_name(Some(&serde_json::from_str("[1]").unwrap())),
+            None
         );
     }
 
@@ -304,14 +312,45 @@ mod tests {
     }
 
     #[test]
+    fn params_that_are_not_an_object_are_refused_as_invalid_params_with_the_id() {
+        for params in ["[1,[2]]", "\"x\"", "5", "-1.5", "true"] {
+            let body =
+                format!(r#"{{"jsonrpc":"2.0","id":9,"method":"tools/list","params":{params}}}"#);
+            match parse(body.as_bytes()) {
+                Ok(Incoming::Request(r)) => {
+                    assert_eq!(r.id.get(), "9");
+                    let e = super::super::params::Members::of(r.params).err().unwrap();
+                    assert_eq!(e.code, INVALID_PARAMS, "{params}");
+                }
+                _ => panic!("{params}: expected a request"),
+            }
+        }
+        match parse(br#"{"jsonrpc":"2.0","id":9,"method":"ping","params":null}"#) {
+            Ok(Incoming::Request(r)) => assert!(r.params.is_none()),
+            _ => panic!("expected a request"),
+        }
+        // Malformed JSON inside the params is still malformed JSON.
+        assert_eq!(
+            err_code(r#"{"jsonrpc":"2.0","id":9,"method":"ping","params":{"a":[1,}}"#),
+            PARSE_ERROR
+        );
+    }
+
+    #[test]
     fn accepts_requests_notifications_and_responses() {
         match parse(br#"{"jsonrpc":"2.0","id":"a","method":"tools/list","params":{"cursor":"x"}}"#)
         {
             Ok(Incoming::Request(r)) => {
                 assert_eq!(r.id.get(), "\"a\"");
-                assert_eq!(r.method, "tools/list");
-                assert_eq!(r.params.unwrap().get(), r#"{"cursor":"x"}"#);
+                assert!(matches!(r.method, Cow::Borrowed("tools/list")));
+                let params = r.params.unwrap();
+                assert_eq!(params.members().unwrap()["cursor"].get(), r#""x""#);
             }
+            _ => panic!("expected a request"),
+        }
+        // Escapes are decoded (a copy then).
+        match parse(br#"{"jsonrpc":"2\u002e0","id":1,"method":"p\u0069ng"}"#) {
+            Ok(Incoming::Request(r)) => assert!(matches!(r.method, Cow::Owned(m) if m == "ping")),
             _ => panic!("expected a request"),
         }
         assert!(matches!(

@@ -247,7 +247,7 @@ where
             // the handler, which reads the params anyway.
             let traced = trace::enabled();
             let mut tool = traced
-                .then(|| tool_of(jsonrpc::param_name(request.params)))
+                .then(|| tool_of(jsonrpc::param_name(request.params.as_ref())))
                 .flatten();
             let span = trace::server_span(&headers, &method, tool.as_ref().map(|t| t.1.as_str()));
             let gate = handler::Gate {

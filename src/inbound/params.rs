@@ -8,12 +8,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::jsonrpc::{INVALID_PARAMS, RpcError};
-use crate::protocol::{META_CLIENT_CAPABILITIES, META_LOG_LEVEL, META_PROTOCOL_PREFIX};
+use crate::protocol::{META_CLIENT_CAPABILITIES, META_LOG_LEVEL, META_PROTOCOL_PREFIX, Text};
 use crate::targets::ClientContext;
 
 pub struct Params<'a> {
@@ -65,35 +65,6 @@ impl std::ops::Index<&str> for Members<'_> {
     }
 }
 
-/// A member's key, borrowed unless it has escapes (serde's `Cow<str>` always copies).
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl<'de> Visitor<'de> for Text {
-            type Value = Key<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(s)))
-            }
-
-            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s.to_string())))
-            }
-
-            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s)))
-            }
-        }
-        deserializer.deserialize_str(Text)
-    }
-}
-
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Object;
@@ -104,25 +75,113 @@ impl<'de> Deserialize<'de> for Members<'de> {
                 f.write_str("a JSON object")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-                let mut members = Members(Vec::with_capacity(map.size_hint().unwrap_or(4)));
-                while let Some((Key(key), value)) = map.next_entry::<Key, &RawValue>()? {
-                    members.set(key, Cow::Borrowed(value));
-                }
-                Ok(members)
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Members<'de>, A::Error> {
+                read_members(map)
             }
         }
         deserializer.deserialize_map(Object)
     }
 }
 
+fn read_members<'de, A: MapAccess<'de>>(mut map: A) -> Result<Members<'de>, A::Error> {
+    let mut members = Members(Vec::with_capacity(map.size_hint().unwrap_or(4)));
+    while let Some((Text(key), value)) = map.next_entry::<Text, &RawValue>()? {
+        members.set(key, Cow::Borrowed(value));
+    }
+    Ok(members)
+}
+
+/// `params` as the envelope reads it, in the same pass (rather than kept raw and read
+/// again): an object's members, or a note that it was something else, which
+/// [`Params::new`] refuses with INVALID_PARAMS once the request's id is known.
+pub enum RawParams<'a> {
+    Object(Members<'a>),
+    NotAnObject,
+}
+
+impl<'a> RawParams<'a> {
+    pub fn members(&self) -> Option<&Members<'a>> {
+        match self {
+            RawParams::Object(members) => Some(members),
+            RawParams::NotAnObject => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawParams<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Any;
+        impl<'de> Visitor<'de> for Any {
+            type Value = RawParams<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawParams<'de>, A::Error> {
+                read_members(map).map(RawParams::Object)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawParams<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(RawParams::NotAnObject)
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<RawParams<'de>, E> {
+                Ok(RawParams::NotAnObject)
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<RawParams<'de>, E> {
+                Ok(RawParams::NotAnObject)
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<RawParams<'de>, E> {
+                Ok(RawParams::NotAnObject)
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<RawParams<'de>, E> {
+                Ok(RawParams::NotAnObject)
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<RawParams<'de>, E> {
+                Ok(RawParams::NotAnObject)
+            }
+
+            fn visit_unit<E>(self) -> Result<RawParams<'de>, E> {
+                Ok(RawParams::NotAnObject)
+            }
+        }
+        deserializer.deserialize_any(Any)
+    }
+}
+
+impl<'a> Members<'a> {
+    /// The members of a request's `params` (none when it has none).
+    pub fn of(raw: Option<RawParams<'a>>) -> Result<Self, RpcError> {
+        match raw {
+            None => Ok(Members::default()),
+            Some(RawParams::Object(members)) => Ok(members),
+            Some(RawParams::NotAnObject) => {
+                Err(RpcError::new(INVALID_PARAMS, "`params` must be an object"))
+            }
+        }
+    }
+
+    pub fn string(&self, key: &str) -> Result<Option<String>, RpcError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str::<String>(raw.get())
+                .map(Some)
+                .map_err(|_| {
+                    RpcError::new(INVALID_PARAMS, format!("`params.{key}` must be a string"))
+                }),
+        }
+    }
+}
+
 impl<'a> Params<'a> {
-    pub fn parse(raw: Option<&'a RawValue>) -> Result<Self, RpcError> {
-        let mut members: Members<'a> = match raw {
-            None => Members::default(),
-            Some(raw) => serde_json::from_str(raw.get())
-                .map_err(|_| RpcError::new(INVALID_PARAMS, "`params` must be an object"))?,
-        };
+    /// Splits the protocol's `_meta` off the members.
+    pub fn new(mut members: Members<'a>) -> Result<Self, RpcError> {
         let meta =
             match members.remove("_meta") {
                 None => None,
@@ -133,15 +192,15 @@ impl<'a> Params<'a> {
         Ok(Self { members, meta })
     }
 
+    /// Params from their JSON text, as [`super::jsonrpc::parse`] reads them.
+    #[cfg(test)]
+    pub fn parse(raw: Option<&'a RawValue>) -> Result<Self, RpcError> {
+        let raw = raw.map(|raw| serde_json::from_str(raw.get()).expect("valid JSON"));
+        Self::new(Members::of(raw)?)
+    }
+
     pub fn string(&self, key: &str) -> Result<Option<String>, RpcError> {
-        match self.members.get(key) {
-            None => Ok(None),
-            Some(raw) => serde_json::from_str::<String>(raw.get())
-                .map(Some)
-                .map_err(|_| {
-                    RpcError::new(INVALID_PARAMS, format!("`params.{key}` must be a string"))
-                }),
-        }
+        self.members.string(key)
     }
 
     /// What the caller told about itself in a 2026-07-28 request's `_meta` (a legacy
@@ -267,8 +326,7 @@ mod tests {
 
     #[test]
     fn members_are_borrowed_unless_a_key_has_escapes() {
-        let raw = RawValue::from_string(r#"{"n\u0061me":"t","arguments":{"a":1}}"#.into())
-            .unwrap();
+        let raw = RawValue::from_string(r#"{"n\u0061me":"t","arguments":{"a":1}}"#.into()).unwrap();
         let params = Params::parse(Some(&raw)).unwrap();
         assert_eq!(params.string("name").unwrap().as_deref(), Some("t"));
         let Members(members) = &params.members;

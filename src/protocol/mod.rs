@@ -2,6 +2,8 @@
 //! the notifications that mean "list again". One place, so the inbound endpoint and the
 //! upstream clients never disagree about them.
 
+use std::borrow::Cow;
+
 use http::HeaderName;
 
 /// Every version the sidecar speaks, oldest first.
@@ -30,6 +32,38 @@ pub fn parse_message<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> serde_js
     match std::str::from_utf8(bytes) {
         Ok(text) => serde_json::from_str(text),
         Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
+/// A JSON string borrowed from the message when it has no escapes, decoded otherwise.
+/// serde's own `Cow<str>` always copies, and `#[serde(borrow)]` cannot reach one inside an
+/// `Option` or a map key, where the envelope's `jsonrpc` and `method` and the params' keys
+/// are.
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+
+            fn visit_str<E>(self, s: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s.to_string())))
+            }
+
+            fn visit_string<E>(self, s: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
     }
 }
 

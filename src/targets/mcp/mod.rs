@@ -74,7 +74,7 @@ struct UpstreamMessage<'a> {
     #[serde(default)]
     id: Option<Value>,
     #[serde(default, borrow)]
-    method: Option<std::borrow::Cow<'a, str>>,
+    method: Option<crate::protocol::Text<'a>>,
     #[serde(default)]
     params: Option<Box<RawValue>>,
     #[serde(default)]
@@ -269,7 +269,7 @@ impl<T: Transport> McpClient<T> {
                 format!("{method}: not a JSON-RPC message ({e}): {}", quote(&bytes)),
             )
         })?;
-        if let Some(their_method) = &message.method {
+        if let Some(crate::protocol::Text(their_method)) = &message.method {
             if let Some(change) = changes::announced(their_method, &bytes)
                 && let Some(on_change) = self.on_change.get()
             {
