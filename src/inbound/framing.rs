@@ -23,6 +23,11 @@ impl Accepts {
         for value in headers.get_all(http::header::ACCEPT) {
             let text = value.as_bytes();
             values += 1;
+            // What the MCP SDKs send, matched whole before any splitting.
+            if text == b"application/json, text/event-stream" {
+                (empty, sse, json) = (false, true, true);
+                continue;
+            }
             empty &= text.is_empty();
             for range in text.split(|b| *b == b',') {
                 let media_type = range.split(|b| *b == b';').next().unwrap_or_default();
@@ -157,7 +162,15 @@ mod tests {
             http::header::ACCEPT,
             "application/json, text/event-stream".parse().unwrap(),
         );
-        assert!(!Accepts::from_headers(&h).sse_only());
+        let common = Accepts::from_headers(&h);
+        assert!(common.sse && common.json);
+        // The same value read range by range (as any other spelling is) gives the same.
+        h.insert(
+            http::header::ACCEPT,
+            "application/json,text/event-stream".parse().unwrap(),
+        );
+        let spelled = Accepts::from_headers(&h);
+        assert!(spelled.sse && spelled.json);
         h.insert(http::header::ACCEPT, "text/event-stream".parse().unwrap());
         assert!(Accepts::from_headers(&h).sse_only());
         assert!(!Accepts::from_headers(&HeaderMap::new()).sse_only());

@@ -351,10 +351,11 @@ async fn forward(
     Ok(Answer::Body(status, body))
 }
 
-pub async fn call_tool(call: Call<'_>) -> Result<Answer, Failure> {
+pub async fn call_tool(mut call: Call<'_>) -> Result<Answer, Failure> {
+    // Taken, not copied: nothing on the way out reads the call's own again.
     let name = call
         .name
-        .clone()
+        .take()
         .ok_or_else(|| RpcError::new(INVALID_PARAMS, "tools/call needs `params.name`"))?;
     let unknown = || {
         RpcError::new(INVALID_PARAMS, format!("unknown tool `{name}`"))
@@ -370,16 +371,14 @@ pub async fn call_tool(call: Call<'_>) -> Result<Answer, Failure> {
         )
         .into());
     }
-    let (target_index, original, headers) = {
-        let catalog = call.relay.store.snapshot();
-        let entry = catalog.tools.lookup(&name).ok_or_else(unknown)?;
-        let headers = match &entry.param_headers {
-            None => Vec::new(),
-            Some(annotated) => mirrored_arguments(&call, annotated)?,
-        };
-        (entry.target, entry.original.clone(), headers)
+    // The snapshot is held for the call, so the upstream's name is borrowed from it.
+    let catalog = call.relay.store.snapshot();
+    let entry = catalog.tools.lookup(&name).ok_or_else(unknown)?;
+    let headers = match &entry.param_headers {
+        None => Vec::new(),
+        Some(annotated) => mirrored_arguments(&call, annotated)?,
     };
-    let route = (target_index, "name", original.as_str(), name.as_str());
+    let route = (entry.target, "name", entry.original.as_str(), name.as_str());
     relay_to(call, Operation::CallTool, route, headers).await
 }
 
