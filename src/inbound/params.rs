@@ -65,24 +65,6 @@ impl std::ops::Index<&str> for Members<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Object;
-        impl<'de> Visitor<'de> for Object {
-            type Value = Members<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Members<'de>, A::Error> {
-                read_members(map)
-            }
-        }
-        deserializer.deserialize_map(Object)
-    }
-}
-
 fn read_members<'de, A: MapAccess<'de>>(mut map: A) -> Result<Members<'de>, A::Error> {
     let mut members = Members(Vec::with_capacity(map.size_hint().unwrap_or(4)));
     while let Some((Text(key), value)) = map.next_entry::<Text, &RawValue>()? {
@@ -93,7 +75,7 @@ fn read_members<'de, A: MapAccess<'de>>(mut map: A) -> Result<Members<'de>, A::E
 
 /// `params` as the envelope reads it, in the same pass (rather than kept raw and read
 /// again): an object's members, or a note that it was something else, which
-/// [`Params::new`] refuses with INVALID_PARAMS once the request's id is known.
+/// [`Members::of`] refuses with INVALID_PARAMS once the request's id is known.
 pub enum RawParams<'a> {
     Object(Members<'a>),
     NotAnObject,
