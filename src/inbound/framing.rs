@@ -23,8 +23,9 @@ impl Accepts {
         for value in headers.get_all(http::header::ACCEPT) {
             let text = value.as_bytes();
             values += 1;
-            // What the MCP SDKs send, matched whole before any splitting.
-            if text == b"application/json, text/event-stream" {
+            // What the MCP SDKs send (and the sidecar sends upstream), matched whole before
+            // any splitting.
+            if value == crate::protocol::header_values::JSON_OR_EVENT_STREAM {
                 (empty, sse, json) = (false, true, true);
                 continue;
             }

@@ -201,8 +201,7 @@ pub fn raw_error_body(id: &RawValue, error: &str) -> Vec<u8> {
 
 /// `params.name` of a request, if it is a string (for metrics and span names).
 pub fn param_name(params: Option<&RawParams>) -> Option<String> {
-    let name = params?.members()?.get("name")?;
-    serde_json::from_str(name.get()).ok()
+    params?.members()?.string("name").ok()?
 }
 
 /// The error code of a response body this module wrote ([`result_body`], [`raw_error_body`],

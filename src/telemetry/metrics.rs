@@ -227,10 +227,9 @@ impl ToolLabels {
         if let Some(pick) = cached {
             let admitted = self.admitted.read().unwrap();
             if let Some(series) = admitted.get(target).and_then(|tools| tools.get(tool)) {
-                let label = || Cow::Owned(tool.to_string());
-                pick(series)
-                    .get_or_init(|| family.get_or_create(&labels(label())).clone())
-                    .observe(seconds);
+                // The label is made only when the series is: once, not per observation.
+                let make = || family.get_or_create(&labels(Cow::Owned(tool.to_string())));
+                pick(series).get_or_init(|| make().clone()).observe(seconds);
                 return;
             }
         }
